@@ -1,0 +1,4 @@
+"""PyTorch side of mtl-planner: task data, multitask models, the batched trainer, losses.
+
+Never imports ``planner``.
+"""

@@ -1,0 +1,160 @@
+"""Reading instance files (JSON or YAML, safely) and writing results atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planner.status import InstanceError
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIASES = 1000
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no object construction) with a cap on alias use and nesting depth."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: D401 - PyYAML hook
+        if self.check_event(yaml.events.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
+    stack = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        seen += 1
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def parse_text(text: str, source: str, fmt: str | None = None) -> Any:
+    """Parse JSON or YAML text. ``fmt`` is 'json', 'yaml' or None (from the suffix, else sniffed)."""
+    if fmt is None:
+        suffix = Path(source).suffix.lower()
+        fmt = "yaml" if suffix in (".yaml", ".yml") else "json" if suffix == ".json" else None
+    if fmt is None:
+        fmt = "json" if text.lstrip()[:1] in ("{", "[") else "yaml"
+    try:
+        if fmt == "json":
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise InstanceError(source, "", f"nesting deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise InstanceError(source, "", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InstanceError(source, "", f"not valid YAML: {problem}{where}") from None
+    if not _depth_ok(data):
+        raise InstanceError(source, "", f"nesting deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def read_data_file(path: str | os.PathLike) -> Any:
+    """Read and parse one JSON/YAML file, turning every I/O or syntax problem into an InstanceError."""
+    path = Path(path)
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InstanceError(source, "", "file not found") from None
+    except OSError as exc:
+        raise InstanceError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise InstanceError(source, "", "is a directory, not a file")
+    if size > MAX_FILE_BYTES:
+        raise InstanceError(source, "", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InstanceError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InstanceError(source, "", "not UTF-8 text") from None
+    if not text.strip():
+        raise InstanceError(source, "", "file is empty")
+    return parse_text(text, source)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dumps_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def write_instance(path: str | os.PathLike, data: dict) -> None:
+    """Write an instance mapping as JSON, or YAML when the path ends in .yaml/.yml."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    else:
+        write_json(path, data)

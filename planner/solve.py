@@ -1,0 +1,94 @@
+"""``solve(problem, solver="auto", time_limit=None, options=None) -> SolveResult``.
+
+One entry point for every kind. Backends register per kind; ``auto`` asks the kind's chooser.
+Whatever a backend returns is checked here: the solution's feasibility and objective are
+recomputed in plain Python (``problem.evaluate``) and that objective is the one reported.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+from planner.status import InfeasibleSolution, PlannerError, SolveResult, SolveStatus, SolverUnavailable
+
+Backend = Callable[[Any, "float | None", dict], SolveResult]
+
+_BACKENDS: dict[str, dict[str, Backend]] = {}
+_AUTO: dict[str, Callable[[Any], list[str]]] = {}
+
+
+def register_backend(kind: str, name: str, fn: Backend) -> None:
+    _BACKENDS.setdefault(kind, {})[name] = fn
+
+
+def register_auto(kind: str, chooser: Callable[[Any], list[str]]) -> None:
+    """``chooser(problem)`` returns backend names in order of preference; ``auto`` tries them in turn."""
+    _AUTO[kind] = chooser
+
+
+def backends_for(kind: str) -> list[str]:
+    _load_backends()
+    return sorted(_BACKENDS.get(kind, {}))
+
+
+def _load_backends() -> None:
+    import planner.instance as inst
+
+    inst._ensure_kinds_loaded()
+
+
+def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
+    """Solve ``problem`` with the named backend (or the best available one for ``auto``)."""
+    _load_backends()
+    options = dict(options or {})
+    kind = problem.kind
+    available = _BACKENDS.get(kind, {})
+    if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
+        raise PlannerError(f"time limit must be a non-negative number of seconds, got {time_limit}")
+    if solver == "auto":
+        order = _AUTO[kind](problem) if kind in _AUTO else sorted(available)
+        order = [name for name in order if name in available]
+    else:
+        if solver not in available:
+            raise PlannerError(
+                f"solver {solver!r} does not solve {kind} instances (available: {', '.join(sorted(available))})"
+            )
+        order = [solver]
+    notes: list[str] = []
+    start = time.perf_counter()
+    for name in order:
+        try:
+            result = available[name](problem, time_limit, options)
+        except SolverUnavailable as exc:
+            if solver != "auto":
+                raise
+            notes.append(f"{name}: {exc}")
+            continue
+        result.solver = result.solver or name
+        result.seconds = time.perf_counter() - start
+        if notes:
+            result.message = "; ".join(notes + ([result.message] if result.message else []))
+        return _verified(problem, result)
+    raise SolverUnavailable("no backend could solve this instance: " + "; ".join(notes))
+
+
+def _verified(problem, result: SolveResult) -> SolveResult:
+    """Recompute objective and feasibility; keep the bound on the right side of the objective."""
+    if result.status.has_solution:
+        if result.solution is None:
+            raise InfeasibleSolution(f"{result.solver} reported {result.status.value} without a solution")
+        objective = problem.evaluate(result.solution)
+        result.objective = objective
+        if result.status is SolveStatus.OPTIMAL and result.bound is None:
+            result.bound = objective
+        if result.bound is not None:
+            # A bound never lies beyond the objective of a solution we hold.
+            if problem.sense == "min":
+                result.bound = min(result.bound, objective)
+            else:
+                result.bound = max(result.bound, objective)
+    else:
+        result.objective = None
+        result.solution = None
+    return result
