@@ -1,0 +1,586 @@
+"""The trainer: many multitask subset models trained at once, on CPU or GPU.
+
+For a target task ``t`` and subsets ``S_1 .. S_M`` of source tasks, model ``m`` is a hard-sharing
+network (:mod:`models.mtl`) with one head per task of ``{t} ∪ S_m``, trained only on the training
+rows of those tasks (each row's loss through its own task's head; cross-entropy for classification,
+squared error for regression; Adam), with early stopping on the target's validation loss. It returns
+
+    f(S_m) = mean over the target's validation rows of the chosen loss (Li, Nguyen, Zhang, eq. (1)),
+
+the validation loss of every task in the subset, and the target's test metrics.
+
+:func:`train_subsets` stacks the models (:class:`models.mtl.BatchedMTL`) and steps all of them with
+batched matrix products; :func:`train_subsets_plain` trains the same models one after another with an
+``nn.Module`` and ``torch.optim.Adam``. Both follow one schedule, fixed by each model's own seed:
+
+* initial weights: :func:`models.mtl.init_params` with the model's seed;
+* epoch ``e``: the ``e``-th permutation drawn by ``numpy.random.default_rng(seed)`` from the model's
+  training rows, cut into mini-batches of ``batch_size`` (the last one smaller);
+* a step budget of ``ceil(epoch_fraction * epochs * steps_per_epoch)`` Adam steps; after every epoch
+  (the last one possibly partial) the target's validation loss (the training loss: cross-entropy or
+  squared error) is measured; the best state so far is kept; training stops after ``patience``
+  epochs without a strict improvement, or when the budget is spent;
+* ``train_fraction < 1`` keeps the same random fraction of every task's training rows for all models
+  (drawn from ``subsample_seed`` and the task index), so subsets are compared on equal data.
+
+Nothing about a model depends on which other models share its batch, so results do not depend on
+``chunk_size`` or on which subsets are trained together (up to floating-point rounding in the
+matrix kernels; on the CPU they are bitwise equal in the tests).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import TEST, TRAIN, VAL, DataError, TaskData
+from .losses import PER_ROW, resolve_loss
+from .mtl import BatchedMTL, MTLNet, init_params
+
+# fields of TrainConfig that cannot change a result (left out of to_dict / cache keys)
+_NOT_IN_KEY = ("device", "chunk_size")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How each subset model is trained.
+
+    ``patience``: epochs without improvement of the target's validation loss before stopping
+    (``None`` or 0: never stop early). ``train_fraction`` / ``epoch_fraction``: the paper's speed-up
+    (40% of the training rows, 20% of the iterations). ``loss``: the loss reported as ``f``:
+    ``auto`` (``margin`` for classification, ``mse`` for regression), ``margin`` (negative
+    classification margin), ``ce``, ``zero_one`` or ``mse``; training itself always minimises
+    cross-entropy or squared error. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
+    ``chunk_size``: most models trained in one batched group (``None``: 256 on CPU, 4096 on CUDA).
+    """
+
+    hidden: tuple[int, ...] = (32,)
+    lr: float = 5e-3
+    epochs: int = 20
+    batch_size: int = 128
+    patience: int | None = 5
+    train_fraction: float = 1.0
+    epoch_fraction: float = 1.0
+    loss: str = "auto"
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    subsample_seed: int = 0
+    device: str = "auto"
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        problems = []
+        if any(h < 1 for h in self.hidden):
+            problems.append("hidden sizes must be positive")
+        if not self.lr > 0:
+            problems.append("lr must be positive")
+        if self.epochs < 1:
+            problems.append("epochs must be at least 1")
+        if self.batch_size < 1:
+            problems.append("batch_size must be at least 1")
+        if self.patience is not None and self.patience < 0:
+            problems.append("patience must be >= 0 or None")
+        if not 0 < self.train_fraction <= 1:
+            problems.append("train_fraction must be in (0, 1]")
+        if not 0 < self.epoch_fraction <= 1:
+            problems.append("epoch_fraction must be in (0, 1]")
+        if self.weight_decay < 0:
+            problems.append("weight_decay must be >= 0")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            problems.append("chunk_size must be at least 1")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append("device must be auto, cpu or cuda")
+        if self.loss not in ("auto", "margin", "ce", "zero_one", "mse"):
+            problems.append(f"unknown loss {self.loss!r}")
+        if problems:
+            raise ValueError("TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields that determine results (``device`` and ``chunk_size`` left out)."""
+        d = asdict(self)
+        for k in _NOT_IN_KEY:
+            d.pop(k)
+        d["hidden"] = list(self.hidden)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass
+class SubsetResult:
+    """One trained subset model.
+
+    ``subset``: task indices, target first, then the sources in increasing order. ``f``: the target's
+    validation loss under the configured loss. ``val_losses``: that loss on each member task's
+    validation rows. ``test``: the target's test metrics (classification: ``loss``, ``accuracy``,
+    ``ce``, ``margin``, ``zero_one``; regression: ``loss``, ``mse``, ``rmse``, ``mae``; regression
+    losses in the label's own units). ``seconds``: wall time (for batched training, the group's time
+    divided by its size). ``epochs``: epochs trained; ``best_epoch``: the epoch whose state was kept.
+    """
+
+    subset: tuple[int, ...]
+    f: float
+    val_losses: dict[int, float]
+    test: dict[str, float]
+    seconds: float
+    device: str
+    seed: int
+    epochs: int = 0
+    best_epoch: int = 0
+    n_train: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["subset"] = list(self.subset)
+        d["val_losses"] = {str(k): v for k, v in self.val_losses.items()}
+        return d
+
+
+# ---------------------------------------------------------------------------- preparation
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+@dataclass
+class _Prepared:
+    data: TaskData
+    target: int
+    loss: str
+    train_loss: str
+    device: torch.device
+    X: torch.Tensor                 # (n, p) on device
+    y: torch.Tensor                 # (n,) int64 or float32 (regression: standardised) on device
+    y_scale: float                  # regression: std of training labels (losses in original units)
+    out_dim: int
+    train_rows: list[np.ndarray]    # per task, after train_fraction
+    val_rows: list[np.ndarray]
+    test_rows: np.ndarray           # the target's
+    Xv: torch.Tensor = field(init=False)
+    yv: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        vr = torch.as_tensor(self.val_rows[self.target], device=self.device)
+        self.Xv, self.yv = self.X[vr], self.y[vr]
+
+
+def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
+    if not isinstance(data, TaskData):
+        raise TypeError("data must be a TaskData")
+    target = data.task_index(target)
+    loss = resolve_loss(config.loss, data.n_classes)
+    device = resolve_device(config.device)
+    counts = data.counts()
+    if counts[target, VAL] == 0:
+        raise DataError(f"target task {data.task_names[target]!r} has no validation rows")
+    if data.n_classes:
+        y_np = data.y.astype(np.int64)
+        y_scale = 1.0
+    else:
+        tr = data.y[data.split == TRAIN].astype(np.float64)
+        mu = float(tr.mean()) if len(tr) else 0.0
+        sd = float(tr.std()) if len(tr) > 1 else 1.0
+        y_scale = sd if sd > 0 else 1.0
+        y_np = ((data.y.astype(np.float64) - mu) / y_scale).astype(np.float32)
+    train_rows, val_rows = [], []
+    for t in range(data.n_tasks):
+        rows = data.rows(t, TRAIN)
+        if config.train_fraction < 1.0 and len(rows):
+            n_keep = max(1, int(round(config.train_fraction * len(rows))))
+            rng = np.random.default_rng([config.subsample_seed, t])
+            rows = np.sort(rng.choice(rows, size=n_keep, replace=False))
+        train_rows.append(rows)
+        val_rows.append(data.rows(t, VAL))
+    return _Prepared(data=data, target=target, loss=loss, train_loss="ce" if data.n_classes else "mse",
+                     device=device, X=torch.from_numpy(data.X).to(device), y=torch.from_numpy(y_np).to(device),
+                     y_scale=y_scale, out_dim=data.n_classes if data.n_classes else 1,
+                     train_rows=train_rows, val_rows=val_rows, test_rows=data.rows(target, TEST))
+
+
+@dataclass
+class _Spec:
+    """One model to train: its tasks (target first), seed, training rows and step budget."""
+
+    index: int
+    subset: tuple[int, ...]
+    seed: int
+    rows: np.ndarray
+    steps_per_epoch: int
+    budget: int
+
+
+def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[int],
+           config: TrainConfig) -> list[_Spec]:
+    if len(seeds) != len(subsets):
+        raise ValueError(f"got {len(subsets)} subsets but {len(seeds)} seeds")
+    n_tasks = prep.data.n_tasks
+    out = []
+    for i, (sub, seed) in enumerate(zip(subsets, seeds)):
+        srcs = set()
+        for s in sub:
+            if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or not 0 <= s < n_tasks:
+                raise ValueError(f"subset {i}: {s!r} is not a task index in 0..{n_tasks - 1}")
+            if int(s) != prep.target:
+                srcs.add(int(s))
+        subset = (prep.target,) + tuple(sorted(srcs))
+        rows = np.sort(np.concatenate([prep.train_rows[t] for t in subset]))
+        spe = math.ceil(len(rows) / config.batch_size)
+        budget = math.ceil(config.epoch_fraction * config.epochs * spe) if spe else 0
+        if int(seed) < 0:
+            raise ValueError(f"seed {seed} must be >= 0")
+        out.append(_Spec(i, subset, int(seed), rows, spe, budget))
+    return out
+
+
+# ---------------------------------------------------------------------------- metrics
+def _metric_dict(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> dict[str, torch.Tensor]:
+    """Per-model mean metrics over rows: ``out (M, n, C)``, ``y (n,)`` or ``(M, n)`` -> ``{name: (M,)}``."""
+    if y.dim() == 1:
+        y = y.unsqueeze(0).expand(out.shape[0], -1)
+    if prep.data.n_classes:
+        ce = PER_ROW["ce"](out, y).mean(1)
+        mar = PER_ROW["margin"](out, y).mean(1)
+        zo = PER_ROW["zero_one"](out, y).mean(1)
+        d = {"ce": ce, "margin": mar, "zero_one": zo, "accuracy": 1.0 - zo}
+        d["loss"] = d[loss]
+    else:
+        err = (out.squeeze(-1) - y) * prep.y_scale
+        mse = (err ** 2).mean(1)
+        d = {"mse": mse, "rmse": mse.sqrt(), "mae": err.abs().mean(1), "loss": mse}
+    return d
+
+
+def _per_row(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> torch.Tensor:
+    v = PER_ROW[loss](out, y)
+    return v * prep.y_scale ** 2 if loss == "mse" else v
+
+
+def _early_stop_loss(out: torch.Tensor, y: torch.Tensor, prep: _Prepared) -> torch.Tensor:
+    """Training loss on the target's validation rows, per model: ``out (M, n, C)`` -> ``(M,)``."""
+    y = y.unsqueeze(0).expand(out.shape[0], -1)
+    return PER_ROW[prep.train_loss](out, y).mean(1)
+
+
+# ---------------------------------------------------------------------------- batched trainer
+def _auto_chunk(device: torch.device) -> int:
+    return 4096 if device.type == "cuda" else 256
+
+
+def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[int]], config: TrainConfig,
+                  seeds: Sequence[int], progress: Callable[[int], None] | None = None) -> list[SubsetResult]:
+    """Train one model per subset (the target always added), all at once; results in input order.
+
+    ``progress``, when given, is called with the number of models just finished after each group.
+    """
+    prep = _prepare(data, target, config)
+    specs = _specs(prep, subsets, seeds, config)
+    if not specs:
+        return []
+    chunk = config.chunk_size or _auto_chunk(prep.device)
+    # Groups hold models with the same number of head slots (the subset size rounded up to a power
+    # of two), so every model always meets the same matrix shapes whatever its batch-mates; within a
+    # slot class, models with similar step counts go together (fewer idle steps). Neither choice
+    # changes a result.
+    order = sorted(range(len(specs)), key=lambda i: (_slots(specs[i]), specs[i].steps_per_epoch, i))
+    results: list[SubsetResult | None] = [None] * len(specs)
+    start = 0
+    while start < len(order):
+        k = _slots(specs[order[start]])
+        end = start
+        while end < len(order) and end - start < chunk and _slots(specs[order[end]]) == k:
+            end += 1
+        group = [specs[i] for i in order[start:end]]
+        for spec, res in zip(group, _train_group(prep, group, config)):
+            results[spec.index] = res
+        if progress is not None:
+            progress(len(group))
+        start = end
+    return results  # type: ignore[return-value]
+
+
+def _slots(spec: _Spec) -> int:
+    """Head slots of a model: its number of tasks rounded up to a power of two."""
+    return 1 << (len(spec.subset) - 1).bit_length()
+
+
+def _adam_scalars(config: TrainConfig, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``-lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` (float64, as torch.optim.Adam computes them)."""
+    b1, b2 = config.betas
+    t = np.maximum(t, 1)
+    return -config.lr / (1.0 - b1 ** t), np.sqrt(1.0 - b2 ** t)
+
+
+def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> list[SubsetResult]:
+    t0 = time.perf_counter()
+    n_real = len(specs)
+    if n_real == 1:
+        # a lone model is trained beside a copy of itself: batched kernels with one matrix take
+        # other code paths, and results must not depend on the group size
+        specs = specs * 2
+    dev = prep.device
+    M, B, C = len(specs), config.batch_size, prep.out_dim
+    K = max(_slots(s) for s in specs)
+    p = prep.data.n_features
+    net = BatchedMTL(p, config.hidden, K, C)
+    theta = net.pack([init_params(s.seed, p, config.hidden, len(s.subset), C) for s in specs]).to(dev)
+    m1 = torch.zeros_like(theta)
+    m2 = torch.zeros_like(theta)
+    best = theta.clone()
+    final = torch.empty_like(theta)
+    t_count = np.zeros(M, dtype=np.int64)        # Adam steps per model (by original position)
+    best_val = np.full(M, np.inf)
+    bad = np.zeros(M, dtype=np.int64)
+    best_epoch = np.zeros(M, dtype=np.int64)
+    epochs_run = np.zeros(M, dtype=np.int64)
+    remaining = np.array([s.budget for s in specs], dtype=np.int64)
+    spe = np.array([s.steps_per_epoch for s in specs], dtype=np.int64)
+    rngs = [np.random.default_rng(s.seed) for s in specs]
+    task_np = prep.data.task
+    slot_table = np.zeros((M, prep.data.n_tasks), dtype=np.int64)
+    for m, s in enumerate(specs):
+        slot_table[m, list(s.subset)] = np.arange(len(s.subset))
+    b1, b2 = config.betas
+    wd, eps = config.weight_decay, config.eps
+    patience = config.patience or 0
+    alive = np.arange(M)
+    epoch = 0
+    while len(alive):
+        A = len(alive)
+        s_m = np.minimum(spe[alive], remaining[alive])
+        S = int(s_m.max())
+        if S > 0:
+            idx = np.zeros((A, S * B), dtype=np.int64)
+            w = np.zeros((A, S * B), dtype=np.float32)
+            pos = np.arange(S * B)
+            for j, m in enumerate(alive):
+                if s_m[j] == 0:
+                    continue
+                perm = rngs[m].permutation(specs[m].rows)
+                n = min(len(perm), int(s_m[j]) * B)
+                idx[j, :n] = perm[:n]
+                cnt = np.minimum(B, n - (pos // B) * B)
+                w[j, :n] = 1.0 / cnt[:n]
+            slots = np.take_along_axis(slot_table[alive], task_np[idx], axis=1)
+            idx_d = torch.from_numpy(idx.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
+            w_d = torch.from_numpy(w.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
+            y_d = prep.y[idx_d]                                      # (S, A, B)
+            slot_d = torch.from_numpy(slots.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
+            active = np.arange(S)[:, None] < s_m[None, :]            # (S, A)
+            t_steps = t_count[alive][None, :] + np.cumsum(active, axis=0)
+            nstep, bc2 = _adam_scalars(config, t_steps)
+            nstep_d = torch.from_numpy(nstep.astype(np.float32)).to(dev).unsqueeze(-1)   # (S, A, 1)
+            bc2_d = torch.from_numpy(bc2.astype(np.float32)).to(dev).unsqueeze(-1)
+            act_d = torch.from_numpy(active).to(dev).unsqueeze(-1)
+            all_active = active.all(axis=1)
+            for s in range(S):
+                ib = idx_d[s]
+                x = prep.X[ib]                                       # (A, B, p)
+                sidx = None if K == 1 else slot_d[s].view(A, B, 1, 1).expand(A, B, 1, C)
+                out, acts = net.forward_train(theta, x, sidx)
+                ws = w_d[s].unsqueeze(-1)
+                if prep.data.n_classes:
+                    dout = torch.softmax(out, dim=-1)
+                    dout.scatter_add_(-1, y_d[s].unsqueeze(-1), torch.full_like(ws, -1.0))
+                    dout.mul_(ws)
+                else:
+                    dout = (out - y_d[s].unsqueeze(-1)).mul_(ws * 2.0)
+                g = net.backward(theta, acts, dout, sidx)
+                if wd:
+                    g.add_(theta, alpha=wd)
+                if all_active[s]:
+                    m1.lerp_(g, 1.0 - b1)
+                    m2.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                    denom = (m2.sqrt() / bc2_d[s]).add_(eps)
+                    theta.addcdiv_(m1 * nstep_d[s], denom)
+                else:
+                    a_s = act_d[s]
+                    # the same operations as above, out of place, kept only for active models
+                    m1 = torch.where(a_s, m1.lerp(g, 1.0 - b1), m1)
+                    m2 = torch.where(a_s, m2.mul(b2).addcmul_(g, g, value=1.0 - b2), m2)
+                    denom = (m2.sqrt() / bc2_d[s]).add_(eps)
+                    theta = torch.where(a_s, theta.addcdiv(m1 * nstep_d[s], denom), theta)
+            t_count[alive] += s_m
+            remaining[alive] -= s_m
+        epochs_run[alive] += (s_m > 0)
+        with torch.no_grad():
+            val = _early_stop_loss(net.forward_shared(theta, prep.Xv, 0), prep.yv, prep).double().cpu().numpy()
+        improved = val < best_val[alive]
+        if improved.any():
+            imp_d = torch.from_numpy(improved).to(dev).unsqueeze(-1)
+            best = torch.where(imp_d, theta, best)
+        best_val[alive] = np.where(improved, val, best_val[alive])
+        best_epoch[alive] = np.where(improved, epoch + 1, best_epoch[alive])
+        bad[alive] = np.where(improved, 0, bad[alive] + 1)
+        done = remaining[alive] == 0
+        if patience:
+            done |= bad[alive] >= patience
+        if done.any():
+            d_idx = torch.from_numpy(np.flatnonzero(done)).to(dev)
+            final.index_copy_(0, torch.from_numpy(alive[done]).to(dev), best.index_select(0, d_idx))
+            keep = torch.from_numpy(np.flatnonzero(~done)).to(dev)
+            theta, m1, m2, best = (tt.index_select(0, keep) for tt in (theta, m1, m2, best))
+            alive = alive[~done]
+        epoch += 1
+    with torch.no_grad():
+        evals = _evaluate_batched(prep, net, final, specs, config)
+    seconds = (time.perf_counter() - t0) / n_real
+    out = []
+    for m, s in enumerate(specs[:n_real]):
+        f, val_losses, test = evals[m]
+        out.append(SubsetResult(subset=s.subset, f=f, val_losses=val_losses, test=test, seconds=seconds,
+                                device=str(dev), seed=s.seed, epochs=int(epochs_run[m]),
+                                best_epoch=int(best_epoch[m]), n_train=len(s.rows)))
+    return out
+
+
+def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, specs: list[_Spec],
+                      config: TrainConfig):
+    dev = prep.device
+    M = len(specs)
+    loss = prep.loss
+    # target: validation (f) and test metrics on shared rows
+    tv = _metric_dict(net.forward_shared(theta, prep.Xv, 0), prep.yv, prep, loss)["loss"].double().cpu().numpy()
+    tr = torch.as_tensor(prep.test_rows, device=dev)
+    if len(prep.test_rows):
+        td = _metric_dict(net.forward_shared(theta, prep.X[tr], 0), prep.y[tr], prep, loss)
+        td = {k: v.double().cpu().numpy() for k, v in td.items()}
+    else:
+        td = {}
+    # every member's validation loss: per model, the validation rows of its own tasks (padded)
+    rows_per = [np.concatenate([prep.val_rows[t] for t in s.subset]) for s in specs]
+    slot_per = [np.concatenate([np.full(len(prep.val_rows[t]), k) for k, t in enumerate(s.subset)]).astype(np.int64)
+                for s in specs]
+    R = max(1, max(len(r) for r in rows_per))
+    K = net.K
+    member = np.full((M, K), np.nan)
+    step = max(2, (1 << 21) // R)
+    bounds = list(range(0, M, step)) + [M]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]  # never a piece of one model (other kernel paths; see _train_group)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = np.zeros((b - a, R), dtype=np.int64)
+        sl = np.zeros((b - a, R), dtype=np.int64)
+        wt = np.zeros((b - a, R), dtype=np.float32)
+        for j in range(a, b):
+            n = len(rows_per[j])
+            idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
+        idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
+        out = net.forward_rows(theta[a:b], prep.X[idx_d], sl_d)
+        per = _per_row(out, prep.y[idx_d], prep, loss) * wt_d
+        sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per.double())
+        cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
+        member[a:b] = (sums / cnts).cpu().numpy()
+    res = []
+    for m, s in enumerate(specs):
+        val_losses = {t: float(member[m, k]) for k, t in enumerate(s.subset)}
+        val_losses[prep.target] = float(tv[m])
+        res.append((float(tv[m]), val_losses, {k: float(v[m]) for k, v in td.items()}))
+    return res
+
+
+# ---------------------------------------------------------------------------- plain loop
+def train_subsets_plain(data: TaskData, target: int | str, subsets: Sequence[Sequence[int]], config: TrainConfig,
+                        seeds: Sequence[int], progress: Callable[[int], None] | None = None) -> list[SubsetResult]:
+    """The same models as :func:`train_subsets`, one after another: one ``MTLNet`` and one
+    ``torch.optim.Adam`` per subset. The reference for correctness tests and the benchmark."""
+    prep = _prepare(data, target, config)
+    specs = _specs(prep, subsets, seeds, config)
+    out = []
+    for spec in specs:
+        out.append(_train_one_plain(prep, spec, config))
+        if progress is not None:
+            progress(1)
+    return out
+
+
+def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> SubsetResult:
+    t0 = time.perf_counter()
+    dev = prep.device
+    p, C, B = prep.data.n_features, prep.out_dim, config.batch_size
+    net = MTLNet.from_params(init_params(spec.seed, p, config.hidden, len(spec.subset), C), p, config.hidden).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
+                           weight_decay=config.weight_decay)
+    slot_of_task = np.zeros(prep.data.n_tasks, dtype=np.int64)
+    slot_of_task[list(spec.subset)] = np.arange(len(spec.subset))
+    rng = np.random.default_rng(spec.seed)
+    remaining = spec.budget
+    best_val, bad, best_epoch, epochs_run = math.inf, 0, 0, 0
+    best_state = [t.detach().clone() for t in net.parameters()]
+    patience = config.patience or 0
+    slot_all = torch.from_numpy(slot_of_task[prep.data.task]).to(dev)
+    epoch = 0
+    while True:
+        steps = min(spec.steps_per_epoch, remaining)
+        if steps > 0:
+            perm = torch.from_numpy(rng.permutation(spec.rows)[:steps * B]).to(dev)
+            for s in range(steps):
+                b = perm[s * B:(s + 1) * B]
+                out = net(prep.X[b], slot_all[b])
+                if prep.data.n_classes:
+                    loss = F.cross_entropy(out, prep.y[b])
+                else:
+                    loss = F.mse_loss(out.squeeze(-1), prep.y[b])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            remaining -= steps
+            epochs_run += 1
+        with torch.no_grad():
+            val = float(_early_stop_loss(net(prep.Xv, 0).unsqueeze(0), prep.yv, prep)[0])
+        if val < best_val:
+            best_val, bad, best_epoch = val, 0, epoch + 1
+            best_state = [t.detach().clone() for t in net.parameters()]
+        else:
+            bad += 1
+        epoch += 1
+        if remaining == 0 or (patience and bad >= patience):
+            break
+    with torch.no_grad():
+        for t, b in zip(net.parameters(), best_state):
+            t.copy_(b)
+        loss_name = prep.loss
+        f = float(_metric_dict(net(prep.Xv, 0).unsqueeze(0), prep.yv, prep, loss_name)["loss"][0])
+        val_losses = {}
+        for k, t in enumerate(spec.subset):
+            vr = torch.as_tensor(prep.val_rows[t], device=dev)
+            if len(vr) == 0:
+                val_losses[t] = float("nan")
+                continue
+            val_losses[t] = float(_per_row(net(prep.X[vr], k), prep.y[vr], prep, loss_name).double().mean())
+        val_losses[prep.target] = f
+        tr = torch.as_tensor(prep.test_rows, device=dev)
+        test = ({k: float(v[0]) for k, v in _metric_dict(net(prep.X[tr], 0).unsqueeze(0), prep.y[tr], prep, loss_name).items()}
+                if len(tr) else {})
+    return SubsetResult(subset=spec.subset, f=f, val_losses=val_losses, test=test,
+                        seconds=time.perf_counter() - t0, device=str(dev), seed=spec.seed, epochs=epochs_run,
+                        best_epoch=best_epoch, n_train=len(spec.rows))
+
+
+# ---------------------------------------------------------------------------- baselines
+def train_single_task(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0) -> SubsetResult:
+    """Single-task learning: the target alone (same engine, same schedule)."""
+    return train_subsets(data, target, [[]], config, [seed])[0]
+
+
+def train_pooled(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0) -> SubsetResult:
+    """Pooling: the target with every source task."""
+    t = data.task_index(target)
+    return train_subsets(data, t, [[i for i in range(data.n_tasks) if i != t]], config, [seed])[0]
