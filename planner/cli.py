@@ -1,0 +1,146 @@
+"""The ``planner`` command line: thin commands over the library.
+
+Exit codes (contract): 0 solved, 1 runtime error, 2 usage error or invalid input,
+3 proven infeasible or unbounded, 4 no solution within the limit.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from planner import __version__
+from planner.status import PlannerError, SolveStatus
+
+SOLVERS = ["auto", "highs", "cpsat", "dp", "brute"]
+
+
+class CLIError(click.ClickException):
+    """A one-line error with the contract's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def handle_errors(fn):
+    """Turn the library's errors into one line on stderr and the right exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except PlannerError as exc:
+            raise CLIError(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise CLIError("interrupted", 130) from None
+        except MemoryError:
+            raise CLIError("out of memory", 1) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise CLIError(f"{where}{exc.strerror or exc}", 1) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+            if os.environ.get("PLANNER_DEBUG"):
+                raise
+            raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
+
+    return wrapper
+
+
+def time_limit_option(fn):
+    return click.option(
+        "--time-limit", type=click.FloatRange(min=0), default=None, metavar="S",
+        help="Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
+    )(fn)
+
+
+def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: list[str]) -> None:
+    """Print a result (one JSON object with --json, else a summary) and write -o atomically on success."""
+    from planner.io import write_json
+
+    ok = result["status"] in ("optimal", "feasible")
+    if out and ok:
+        write_json(out, result)
+    if as_json:
+        click.echo(json.dumps(result, allow_nan=False))
+    else:
+        for line in summary_lines:
+            click.echo(line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="planner")
+def main() -> None:
+    """Plan multitask learning: which source tasks to train with a target, which tasks share a
+    network, and how many labels to buy per task, with provably optimal answers."""
+
+
+@main.command()
+@click.argument("instance", type=click.Path(dir_okay=False))
+@click.option("--solver", type=click.Choice(SOLVERS), default="auto", show_default=True,
+              help="Backend: auto picks the best available one for the instance.")
+@time_limit_option
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the result object to this file (atomically, only when solved).")
+@handle_errors
+def solve(instance, solver, time_limit, as_json, out):
+    """Solve one INSTANCE file (JSON or YAML) of any kind and report the plan."""
+    from planner.instance import load_instance
+    from planner.report import result_summary
+    from planner.solve import solve as run_solve
+
+    problem = load_instance(instance)
+    result = run_solve(problem, solver=solver, time_limit=time_limit)
+    payload = result.to_dict(problem.name, problem.kind)
+    emit_result(payload, as_json, out, result_summary(problem, payload))
+    code = result.status.exit_code
+    if code:
+        if not as_json:
+            click.echo(f"status: {payload['status']}" + (f" ({result.message})" if result.message else ""), err=True)
+        sys.exit(code)
+
+
+@main.command()
+@click.argument("instance", type=click.Path(dir_okay=False))
+@handle_errors
+def validate(instance):
+    """Check an INSTANCE file; print what is wrong (file, field, why) or a one-line summary."""
+    from planner.instance import load_instance
+    from planner.report import instance_summary
+
+    problem = load_instance(instance)
+    click.echo(f"{instance}: ok: {instance_summary(problem)}")
+
+
+@main.command()
+@handle_errors
+def demo():
+    """The main job on embedded default data (see README)."""
+    from planner.demo import run_demo
+
+    run_demo()
+
+
+def _register_extensions() -> None:
+    for name in ("planner.cli_selection", "planner.cli_grouping", "planner.cli_budget", "planner.cli_batch"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(main)
+
+
+_register_extensions()
