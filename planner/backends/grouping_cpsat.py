@@ -60,6 +60,8 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
     if problem.mode == "partition" and problem.derived and problem.derived_count() > int(options.get("column_limit", COLUMN_LIMIT)):
         return _solve_slots(problem, clock, options)
     cands = problem.candidate_list()
+    if problem.mode == "cover" and problem.max_groups == 1:  # exact reduction: one group holds every task
+        cands = [c for c in cands if len(c.members) == problem.n]
     model = cp_model.CpModel()
     sign = 1.0 if problem.maximize else -1.0
     y = [model.NewBoolVar(f"open[{c.id}]") for c in cands]
