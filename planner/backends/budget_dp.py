@@ -215,14 +215,15 @@ def solve_dp(problem: "BudgetProblem", time_limit: float | None, options: dict) 
     try:
         table = dp_table(problem, deadline=deadline, max_cells=max_cells)
     except _Stopped:
-        name, n = best_baseline(problem)
+        table = baselines(problem)
+        name, n = best_baseline(problem, table)
         result = SolveResult(
             status=SolveStatus.FEASIBLE,
             solution=problem.solution(n),
             message=f"time limit reached while building the DP table; reporting the {name} baseline",
         )
         if options.get("baselines", True):
-            result.extra["baselines"] = baselines(problem)
+            result.extra["baselines"] = table
         return result
     units = table.units
     n = table.allocation(units.capacity)

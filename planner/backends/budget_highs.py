@@ -250,7 +250,8 @@ def solve_highs(problem: "BudgetProblem", time_limit: float | None, options: dic
     opt.highs_options = {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-12, "threads": int(options.get("threads", 1))}
     max_rounds = int(options.get("max_rounds", MAX_ROUNDS))
 
-    _, incumbent = best_baseline(problem)  # a feasible start: never worse than the best baseline
+    table = baselines(problem)
+    _, incumbent = best_baseline(problem, table)  # a feasible start: never worse than the best baseline
     lb = problem.objective(incumbent)
     ub = math.inf
     seen: set[tuple[int, ...]] = set()
@@ -308,7 +309,7 @@ def solve_highs(problem: "BudgetProblem", time_limit: float | None, options: dic
         result.bound = None if not math.isfinite(ub) else ub
     result.extra["rounds"] = rounds
     if options.get("baselines", True) and status.has_solution:
-        result.extra["baselines"] = baselines(problem)
+        result.extra["baselines"] = table
     return result
 
 

@@ -58,6 +58,10 @@ class Geometric:
         log_beta = math.log(self.beta)
         return self.beta ** initial * -log_beta * np.exp(x * log_beta) / (1.0 - self.beta)
 
+    def increment(self, m, initial: int) -> np.ndarray:
+        """I(m + 1) - I(m) = beta^(n0 + m), computed directly (no cancellation)."""
+        return np.exp((initial + np.asarray(m, dtype=float)) * math.log(self.beta))
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": "geometric", "beta": self.beta}
 
@@ -78,6 +82,11 @@ class Power:
     def slope(self, n, initial: int) -> np.ndarray:
         x = np.asarray(n, dtype=float)
         return self.a * self.b * (initial + x) ** (-self.b - 1.0)
+
+    def increment(self, m, initial: int) -> np.ndarray:
+        """I(m + 1) - I(m) = a N^-b (1 - (1 + 1/N)^-b), N = n0 + m, without cancellation."""
+        big_n = initial + np.asarray(m, dtype=float)
+        return self.a * big_n ** -self.b * -np.expm1(-self.b * np.log1p(1.0 / big_n))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": "power", "a": self.a, "b": self.b}
@@ -106,6 +115,10 @@ class Table:
     def value(self, n, initial: int) -> np.ndarray:
         xs, ys = self._xy
         return np.interp(np.asarray(n, dtype=float), xs, ys)
+
+    def increment(self, m, initial: int) -> np.ndarray:
+        m = np.asarray(m, dtype=float)
+        return self.value(m + 1, initial) - self.value(m, initial)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": "table", "points": [[_plain(x), _plain(y)] for x, y in self.points]}
@@ -139,6 +152,10 @@ class BudgetTask:
     def value(self, n) -> np.ndarray:
         """weight * I(n) (the task's term of the objective), vectorised."""
         return self.weight * self.info.value(n, self.initial)
+
+    def gain(self, m) -> np.ndarray:
+        """weight * (I(m + 1) - I(m)): the value of the (m + 1)-th new label, vectorised."""
+        return self.weight * self.info.increment(m, self.initial)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "cost": _plain(self.cost), "initial": self.initial}
@@ -433,49 +450,132 @@ def all_to_one(problem: BudgetProblem) -> tuple[np.ndarray, str]:
     return best, best_task
 
 
+GREEDY_MAX_STEPS = 10_000
+"""The coupled greedy moves in steps of s labels, s = ceil(sum_i K_i / GREEDY_MAX_STEPS) (1 when small)."""
+
+
 def greedy(problem: BudgetProblem) -> np.ndarray:
     """One label at a time to the task with the largest marginal gain per unit cost that still fits.
 
     Not optimal when costs differ (tests keep the counterexample costs 4, 8, 5 with budget 45).
-    Stops when no affordable label adds value.
+    A task leaves when its next label adds nothing or no longer fits. Separable: exactly the
+    one-label-at-a-time rule, with runs of labels for the same task taken in one vectorised scan.
+    Coupled (a label of j raises every e_i by r[i][j]): the gain is the change of the whole
+    objective, in steps of ``ceil(sum_i K_i / 10,000)`` labels (one label unless the caps are huge).
     """
-    size = len(problem.tasks)
-    n = np.zeros(size, dtype=np.int64)
     caps = problem.caps
     left = exact(problem.budget)
     costs = [exact(t.cost) for t in problem.tasks]
-    fcost = np.asarray([t.cost for t in problem.tasks])
     if problem.separable:
-        heap = []
-        for i, t in enumerate(problem.tasks):
-            if caps[i] > 0:
-                gain = float(t.value(1) - t.value(0))
-                heapq.heappush(heap, (-gain / t.cost, i))
-        while heap:
-            neg_ratio, i = heapq.heappop(heap)
-            if neg_ratio >= 0 or costs[i] > left:
-                continue  # no gain, or unaffordable now and forever (money only shrinks)
-            n[i] += 1
-            left -= costs[i]
-            if n[i] < caps[i]:
-                t = problem.tasks[i]
-                gain = float(t.value(n[i] + 1) - t.value(n[i]))
-                heapq.heappush(heap, (-gain / t.cost, i))
-        return n
-    # Coupled: a label of j raises every e_i by A[i, j]; the gain is the change of the whole objective.
+        return _greedy_separable(problem, caps, costs, left)
+    size = len(problem.tasks)
+    n = np.zeros(size, dtype=np.int64)
+    step = max(1, math.ceil(int(caps.sum()) / GREEDY_MAX_STEPS))
     current = problem.objective(n)
     while True:
-        trial = n[None, :] + np.eye(size, dtype=np.int64)
+        take = np.asarray([min(step, int(caps[j] - n[j]), math.floor(left / costs[j])) for j in range(size)])
+        trial = n[None, :] + np.diag(take)
         values = problem.objective_rows(trial)
-        ratio = (values - current) / fcost
-        ok = (n < caps) & np.asarray([c <= left for c in costs]) & (values - current > 0)
+        gains = values - current
+        ok = (take > 0) & (gains > 0)
         if not ok.any():
             return n
-        ratio[~ok] = -np.inf
+        ratio = np.full(size, -np.inf)
+        ratio[ok] = gains[ok] / (take[ok] * np.asarray([t.cost for t in problem.tasks])[ok])
         j = int(np.argmax(ratio))
-        n[j] += 1
-        left -= costs[j]
+        n[j] += take[j]
+        left -= costs[j] * int(take[j])
         current = float(values[j])
+
+
+def _greedy_separable(problem: BudgetProblem, caps: np.ndarray, costs: list[Fraction], left: Fraction) -> np.ndarray:
+    n = _greedy_jump(problem, caps, costs, left)
+    left -= sum((c * int(k) for c, k in zip(costs, n)), Fraction(0))
+    heap: list[tuple[float, int]] = []  # (-gain / cost of the next label, task index): first out = best
+    for i, t in enumerate(problem.tasks):
+        if n[i] < caps[i]:
+            heapq.heappush(heap, (-float(t.gain(n[i])) / t.cost, i))
+    while heap:
+        neg_ratio, i = heapq.heappop(heap)
+        if neg_ratio >= 0 or costs[i] > left:
+            continue  # no gain, or unaffordable now and forever (money only shrinks)
+        t = problem.tasks[i]
+        limit = min(int(caps[i] - n[i]), math.floor(left / costs[i]))
+        rival = heap[0] if heap else None
+        take, chunk = 1, 64
+        while take < limit:  # would task i be popped again for its next label? scan ahead
+            m = np.arange(n[i] + take, n[i] + min(take + chunk, limit))
+            neg = -t.gain(m) / t.cost
+            stay = neg < 0
+            if rival is not None:
+                stay &= (neg < rival[0]) | ((neg == rival[0]) & (i < rival[1]))
+            stop = np.flatnonzero(~stay)
+            if stop.size:
+                take += int(stop[0])
+                break
+            take += len(m)
+            chunk *= 2
+        n[i] += take
+        left -= costs[i] * take
+        if n[i] < caps[i]:
+            heapq.heappush(heap, (-float(t.gain(n[i])) / t.cost, i))
+    return n
+
+
+def _greedy_jump(problem: BudgetProblem, caps: np.ndarray, costs: list[Fraction], left: Fraction) -> np.ndarray:
+    """Skip ahead: the labels the one-at-a-time greedy buys before its first one of ratio <= lambda.
+
+    While any task's next label has gain per cost above lambda, the greedy buys such a label, so
+    task i gets exactly the labels before its first one with ratio <= lambda (its prefix minimum).
+    If all of those fit together, the greedy buys them all, in some order, without dropping a task.
+    The smallest such lambda is found by bisection; the caller finishes label by label.
+    """
+    size = len(problem.tasks)
+    heads: list[Any] = []
+    for i, t in enumerate(problem.tasks):
+        if isinstance(t.info, Table):  # ratio 0 past the table's end: a finite prefix-minimum array
+            top = min(int(caps[i]), int(math.ceil(t.info.points[-1][0])) + 1)
+            m = np.arange(top)
+            heads.append(np.minimum.accumulate(t.gain(m) / t.cost) if top else np.zeros(0))
+        else:
+            heads.append(None)
+
+    def count(i: int, lam: float) -> int:
+        """Labels of task i before the first with gain / cost <= lam (at most caps[i])."""
+        t, cap = problem.tasks[i], int(caps[i])
+        if heads[i] is not None:
+            pre = heads[i]
+            return int(np.searchsorted(-pre, -lam, side="left")) if pre.size else 0
+        lo, hi = 0, cap  # closed forms: the ratio falls with m (concave), so bisect on m
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if float(t.gain(mid)) / t.cost > lam:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def taken(lam: float) -> np.ndarray:
+        return np.asarray([count(i, lam) for i in range(size)], dtype=np.int64)
+
+    def fits(n: np.ndarray) -> bool:
+        return sum((c * int(k) for c, k in zip(costs, n)), Fraction(0)) <= left
+
+    if size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if fits(taken(0.0)):
+        return taken(0.0)
+    lo = 0.0  # taken(lo) does not fit
+    hi = max(float(t.gain(0)) / t.cost for t in problem.tasks)  # taken(hi) is empty
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if not lo < mid < hi:
+            break
+        if fits(taken(mid)):
+            hi = mid
+        else:
+            lo = mid
+    return taken(hi)
 
 
 def baselines(problem: BudgetProblem) -> dict[str, dict[str, Any]]:
@@ -496,9 +596,9 @@ def baselines(problem: BudgetProblem) -> dict[str, dict[str, Any]]:
     return out
 
 
-def best_baseline(problem: BudgetProblem) -> tuple[str, np.ndarray]:
+def best_baseline(problem: BudgetProblem, table: dict | None = None) -> tuple[str, np.ndarray]:
     """The baseline with the highest objective (used as the incumbent when a solver stops early)."""
-    table = baselines(problem)
+    table = baselines(problem) if table is None else table
     name = max(table, key=lambda k: table[k]["objective"])
     return name, problem.allocation_vector(table[name])
 
