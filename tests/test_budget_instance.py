@@ -239,3 +239,9 @@ def test_marginal_gain_matches_the_closed_form_differences():
         diff = info.value(m + 1, n0) - info.value(m, n0)
         assert np.allclose(info.increment(m, n0), diff, rtol=1e-9, atol=1e-12)
         assert np.all(info.increment(m, n0) >= 0)
+
+
+def test_absurd_label_counts_rejected():
+    bad(lambda d: d["tasks"][2].update(cost=1e-12), "tasks[2].cost", "limit 1e+12")
+    p = make()
+    assert int(p.with_budget(1e15).caps.max()) > 0  # a sweep to a huge budget: no overflow

@@ -235,6 +235,10 @@ def solve_highs(problem: "BudgetProblem", time_limit: float | None, options: dic
         from pyomo.contrib.appsi.solvers import Highs
     except ImportError as exc:  # pragma: no cover - pyomo is a dependency
         raise SolverUnavailable(f"pyomo's HiGHS interface is not importable: {exc}") from None
+    from planner.problems.budget import MAX_LABELS
+
+    if len(problem.caps) and int(problem.caps.max()) > MAX_LABELS:
+        raise SolverUnavailable(f"a task could receive more than {MAX_LABELS:.0e} labels; give it a max")
     opt = Highs()
     if not opt.available():
         raise SolverUnavailable("HiGHS (highspy) is not installed")

@@ -34,6 +34,8 @@ from planner.problems.base import COMMON_KEYS, register_kind
 from planner.status import InfeasibleSolution, InstanceError
 
 INFO_MODELS = ("geometric", "power", "table")
+MAX_LABELS = 10**12
+"""Most labels one task may receive (min(max, budget / cost)); beyond it no solver is meaningful."""
 
 
 # ---------------------------------------------------------------------------
@@ -216,7 +218,7 @@ class BudgetProblem:
         out = []
         for t in self.tasks:
             afford = math.floor(budget / exact(t.cost))
-            out.append(afford if t.max is None else min(t.max, afford))
+            out.append(min(afford if t.max is None else min(t.max, afford), 2**62))
         return np.asarray(out, dtype=np.int64)
 
     def with_budget(self, budget: float) -> "BudgetProblem":
@@ -313,6 +315,16 @@ class BudgetProblem:
                 check.fail(f"{where}.id", f"duplicate task id {task.id!r}")
             seen.add(task.id)
             tasks.append(task)
+        for i, task in enumerate(tasks):
+            most = math.floor(exact(budget) / exact(task.cost))
+            if task.max is not None:
+                most = min(most, task.max)
+            if most > MAX_LABELS:
+                check.fail(
+                    f"tasks[{i}].cost",
+                    f"the budget buys up to {float(most):.3g} labels of this task (limit {MAX_LABELS:.0e}); "
+                    "give it a max or count money in larger units",
+                )
         relatedness = None
         if data.get("relatedness") is not None:
             relatedness = _parse_relatedness(data["relatedness"], len(tasks), check)
