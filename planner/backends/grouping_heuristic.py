@@ -167,8 +167,10 @@ def _start_labels(st: _PartitionState, rng) -> np.ndarray:
     return labels
 
 
-def local_search(problem, time_limit: float | None = 5.0, seed: int = 0, start: np.ndarray | None = None):
+def local_search(problem, time_limit: float | None = 5.0, seed: int = 0, start: np.ndarray | None = None,
+                 patience: int = 25):
     """Iterated local search (moves and swaps, random restarts) for partition mode with derived values.
+    Stops at the time limit or after ``patience`` restarts without improvement.
     Returns (groups, objective) for the best feasible grouping found, or None."""
     if problem.mode != "partition" or not problem.derived:
         raise SolverUnavailable("local search works on partition instances with derived values")
@@ -177,7 +179,9 @@ def local_search(problem, time_limit: float | None = 5.0, seed: int = 0, start: 
     st = _PartitionState(problem)
     best_val, best_groups = -np.inf, None
     first = True
-    while first or not clock.over():
+    stale = 0
+    while (first or not clock.over()) and stale < patience:
+        before = best_val
         labels = start if (first and start is not None) else _start_labels(st, rng)
         first = False
         st.setup(labels)
@@ -195,6 +199,7 @@ def local_search(problem, time_limit: float | None = 5.0, seed: int = 0, start: 
             _descend(st, rng, clock)
             if st.total() < val:
                 st.setup(saved)
+        stale = 0 if best_val > before + 1e-12 else stale + 1
         if time_limit is None:
             break
     if best_groups is None or best_val <= -PENALTY / 2:
@@ -281,7 +286,7 @@ def solve_local(problem, time_limit: float | None, options: dict) -> SolveResult
         return _cover_local(problem, limit, seed)
     if not problem.derived:
         return _explicit_partition_local(problem, limit, seed)
-    found = local_search(problem, time_limit=limit, seed=seed)
+    found = local_search(problem, time_limit=limit, seed=seed, patience=int(options.get("patience", 25)))
     return _partition_result(problem, found, "local", "iterated local search (moves, swaps, restarts)", options)
 
 
