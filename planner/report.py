@@ -50,4 +50,30 @@ def result_summary(problem, result: dict) -> list[str]:
         lines.append("allocation: " + ", ".join(f"{t}={n}" for t, n in alloc.items()))
         if "spent" in sol:
             lines.append(f"spent:     {_fmt(sol['spent'])}")
+        lines.extend(_budget_baselines(result))
     return lines
+
+
+def _budget_baselines(result: dict) -> list[str]:
+    """One line per baseline of a budget result: its objective, the plan's margin over it, its allocation."""
+    table = result.get("baselines")
+    if not isinstance(table, dict) or not table:
+        return []
+    plan = result.get("objective")
+    rows = []
+    for name, entry in table.items():
+        value = entry.get("objective")
+        if plan is None or value is None:
+            margin = "-"
+        elif value == 0:
+            margin = "plan +0" if plan == 0 else "plan better"
+        else:
+            margin = f"plan {100.0 * (plan - value) / abs(value):+.1f}%"
+        alloc = entry.get("allocation", {})
+        who = f" ({entry['task']})" if "task" in entry else ""
+        rows.append((name + who, _fmt(value), margin, ", ".join(f"{t}={n}" for t, n in alloc.items())))
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    out = ["baselines:"]
+    for r in rows:
+        out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    return out
