@@ -102,117 +102,174 @@ class MTLNet(nn.Module):
         return all_heads.view(-1, k, c).gather(1, slot.view(-1, 1, 1).expand(-1, 1, c)).squeeze(1)
 
 
+ALIGN = 16  # floats (64 bytes)
+
+
+def aligned_empty(M: int, r: int, c: int, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``(M, r, c)`` tensor whose per-matrix stride is a multiple of 16 floats.
+
+    Matrix kernels may round differently depending on where a matrix starts in memory; with every
+    matrix equally aligned, a model's results do not depend on its position in the batch.
+    """
+    st = -(-(r * c) // ALIGN) * ALIGN
+    return like.new_empty(M * st).as_strided((M, r, c), (st, c, 1))
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.bmm`` into an :func:`aligned_empty` output."""
+    return torch.bmm(a, b, out=aligned_empty(a.shape[0], a.shape[1], b.shape[2], a))
+
+
 class BatchedMTL:
     """Layout and math of ``M`` stacked networks with ``K`` head slots each.
 
-    Parameters of model ``m`` are row ``theta[m]`` of an ``(M, P)`` tensor, cut into blocks
-    ``W_1 (in, h_1), b_1 (h_1), ..., W_L, b_L, H (h_L, K * C), c (K * C)``; head slot ``k`` owns
-    columns ``k*C .. k*C + C - 1`` of ``H`` and ``c``. A model with fewer than ``K`` tasks leaves its
-    spare slots at zero; no row ever uses them, so their gradient stays zero.
+    Parameters of model ``m`` are row ``theta[m]`` of an ``(M, P)`` tensor. Biases are folded into
+    the weight matrices (inputs carry a constant 1 in their last column):
+
+    * layer ``l``: ``A_l`` of shape ``(d_{l-1} + 1, d_l + 1)``: ``A_l[:d_{l-1}, :d_l] = W_l``,
+      ``A_l[d_{l-1}, :d_l] = b_l``, and a fixed last column ``e`` (1 in the bias row, else 0) that
+      carries the constant 1 on to the next layer (``relu(1) = 1``);
+    * heads: ``G`` of shape ``(K * C, d_L + 1)``: row ``k * C + c`` is head ``k``'s weights for output
+      ``c`` followed by its bias.
+
+    So a layer is one batched product ``a_l = relu(a_{l-1} A_l)`` and the bias gradients come out of
+    the weight-gradient products; the fixed columns get zero gradient (see :meth:`grads`).
+    A model with fewer than ``K`` tasks would leave spare slots at zero (the trainer groups models of
+    equal size, so there are none).
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], n_slots: int, out_dim: int):
         self.in_dim, self.hidden, self.K, self.C = in_dim, tuple(hidden), n_slots, out_dim
-        shapes: list[tuple[int, ...]] = []
-        prev = in_dim
-        for h in self.hidden:
-            shapes += [(prev, h), (h,)]
-            prev = h
-        shapes += [(prev, n_slots * out_dim), (n_slots * out_dim,)]
-        self.shapes = shapes
-        self.sizes = [math.prod(s) for s in shapes]
+        dims = [in_dim] + list(self.hidden)
+        self.shapes = [(dims[i] + 1, dims[i + 1] + 1) for i in range(len(self.hidden))]
+        self.shapes.append((n_slots * out_dim, dims[-1] + 1))
         self.offsets = [0]
-        for s in self.sizes:
-            self.offsets.append(self.offsets[-1] + s)
-        self.P = self.offsets[-1]
+        for s in self.shapes:
+            self.offsets.append(self.offsets[-1] + s[0] * s[1])
+        # rows padded to a multiple of 16 floats (64 bytes): every model's row then has the same
+        # alignment whatever its position, so vectorised kernels treat all rows alike
+        self.P = -(-self.offsets[-1] // 16) * 16
+        mask = torch.ones(self.P)
+        mask[self.offsets[-1]:] = 0.0
+        for i, (r, c) in enumerate(self.shapes[:-1]):
+            mask[self.offsets[i]:self.offsets[i + 1]].view(r, c)[:, c - 1] = 0.0
+        self.trainable = mask  # 1.0 for parameters, 0.0 for the fixed constant-carrying columns
 
     # ---------------------------------------------------------------- layout
     def views(self, theta: torch.Tensor) -> list[torch.Tensor]:
         M = theta.shape[0]
-        return [theta[:, a:b].view(M, *shape) if len(shape) == 2 else theta[:, a:b]
-                for a, b, shape in zip(self.offsets[:-1], self.offsets[1:], self.shapes)]
+        return [theta[:, a:b].view(M, *shape) for a, b, shape in zip(self.offsets[:-1], self.offsets[1:], self.shapes)]
 
     def pack(self, models: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
         """``(M, P)`` CPU tensor from per-model parameters in :func:`init_params` layout."""
         theta = torch.zeros(len(models), self.P, dtype=torch.float32)
         L = len(self.hidden)
         for m, params in enumerate(models):
-            for i in range(2 * L):
-                theta[m, self.offsets[i]:self.offsets[i + 1]] = params[i].reshape(-1)
+            v = [t[0] for t in self.views(theta[m:m + 1])]
+            for i in range(L):
+                W, b = params[2 * i], params[2 * i + 1]
+                r, c = W.shape
+                v[i][:r, :c] = W
+                v[i][r, :c] = b
+                v[i][r, c] = 1.0
             hw, hb = params[-2], params[-1]
-            n_heads, hd, c = hw.shape
-            H = theta[m, self.offsets[2 * L]:self.offsets[2 * L + 1]].view(hd, self.K * c)
-            H[:, :n_heads * c] = hw.permute(1, 0, 2).reshape(hd, n_heads * c)
-            theta[m, self.offsets[2 * L + 1]:self.offsets[2 * L + 1] + n_heads * c] = hb.reshape(-1)
+            n_heads, hd, C = hw.shape
+            v[L][:n_heads * C, :hd] = hw.permute(0, 2, 1).reshape(n_heads * C, hd)
+            v[L][:n_heads * C, hd] = hb.reshape(-1)
         return theta
 
     def unpack(self, row: torch.Tensor, n_heads: int) -> list[torch.Tensor]:
         """Parameters of one model (a row of ``theta``) in :func:`init_params` layout, on the CPU."""
-        v = [t.detach().cpu() for t in self.views(row.unsqueeze(0))]
-        L = len(self.hidden)
+        v = [t[0].detach().cpu() for t in self.views(row.reshape(1, -1))]
         out = []
-        for i in range(2 * L):
-            out.append(v[i][0].clone())
-        hd = v[2 * L].shape[1]
-        H = v[2 * L][0].view(hd, self.K, self.C)[:, :n_heads].permute(1, 0, 2).clone()
-        c = v[2 * L + 1][0].view(self.K, self.C)[:n_heads].clone()
-        return out + [H, c]
+        for i in range(len(self.hidden)):
+            r, c = v[i].shape
+            out += [v[i][:r - 1, :c - 1].clone(), v[i][r - 1, :c - 1].clone()]
+        G = v[-1][:n_heads * self.C].view(n_heads, self.C, -1)
+        return out + [G[:, :, :-1].permute(0, 2, 1).clone(), G[:, :, -1].clone()]
 
     # ---------------------------------------------------------------- math
-    def forward_train(self, theta: torch.Tensor, x: torch.Tensor, slot_index: torch.Tensor | None):
-        """Outputs ``(M, B, C)`` of each row's own head and the activations for :meth:`backward`.
+    def encode(self, theta: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
+        """Activations ``[x1, a_1, ..., a_L]`` for inputs ``x1 (M, B, in + 1)`` (last column 1)."""
+        acts = [x1]
+        a = x1
+        for A in self.views(theta)[:-1]:
+            a = bmm(a, A).relu_()
+            acts.append(a)
+        return acts
 
-        ``x`` is ``(M, B, in)``; ``slot_index`` is ``(M, B, 1, C)`` int64 (each row's slot repeated
-        ``C`` times), or ``None`` when ``K == 1``.
+    def forward_rows(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+        """Outputs ``(M, R, C)`` for per-model rows ``x1 (M, R, in + 1)``, each through head ``slot (M, R)``."""
+        a = self.encode(theta, x1)[-1]
+        out_all = bmm(a, self.views(theta)[-1].transpose(1, 2))
+        if self.K == 1 or slot is None:
+            return out_all[..., :self.C]
+        M, R = slot.shape
+        idx = slot.view(M, R, 1, 1).expand(M, R, 1, self.C)
+        return out_all.view(M, R, self.K, self.C).gather(2, idx).squeeze(2)
+
+    def forward_shared(self, theta: torch.Tensor, X1: torch.Tensor, slot: int) -> torch.Tensor:
+        """Outputs ``(M, n, C)`` of head ``slot`` of every model on the same rows ``X1 (n, in + 1)``."""
+        v = self.views(theta)
+        a = X1.expand(theta.shape[0], *X1.shape)
+        for A in v[:-1]:
+            a = bmm(a, A).relu_()
+        G = v[-1][:, slot * self.C:(slot + 1) * self.C, :]
+        return bmm(a, G.transpose(1, 2))
+
+    def grads(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor, target: torch.Tensor,
+              weight: torch.Tensor, kind: str) -> list[torch.Tensor]:
+        """Gradient blocks (one per entry of :meth:`views`) of the weighted training loss
+
+            sum_m sum_b weight[m, b] * loss(out[m, b], target[m, b])
+
+        with ``kind`` ``"binary"`` (two-class softmax cross-entropy; ``target`` float 0/1),
+        ``"multiclass"`` (softmax cross-entropy; ``target`` int64) or ``"regression"`` (squared error).
+        ``x1 (M, B, in + 1)``, ``slot``, ``target``, ``weight``: ``(M, B)``. For results independent of
+        a model's position in the batch, ``B`` should be a multiple of 16 (the trainer pads batches).
         """
         v = self.views(theta)
-        acts = [x]
-        a = x
-        for i in range(len(self.hidden)):
-            a = torch.baddbmm(v[2 * i + 1].unsqueeze(1), a, v[2 * i]).relu_()
-            acts.append(a)
-        out_all = torch.baddbmm(v[-1].unsqueeze(1), a, v[-2])
-        if slot_index is None:
-            return out_all, acts
-        M, B = x.shape[0], x.shape[1]
-        out = out_all.view(M, B, self.K, self.C).gather(2, slot_index).squeeze(2)
-        return out, acts
-
-    def backward(self, theta: torch.Tensor, acts: list[torch.Tensor], dout: torch.Tensor,
-                 slot_index: torch.Tensor | None) -> torch.Tensor:
-        """Gradient ``(M, P)`` of ``sum(dout * out)`` with respect to ``theta`` (``dout`` is ``(M, B, C)``)."""
-        v = self.views(theta)
-        M, B = dout.shape[0], dout.shape[1]
-        if slot_index is None:
-            d_all = dout
+        G = v[-1]
+        M, B = slot.shape
+        K, C = self.K, self.C
+        acts = self.encode(theta, x1)
+        a = acts[-1]
+        if kind == "binary":
+            # two logits per head; only their difference matters: p_1 = sigmoid(o_1 - o_0)
+            Gd = torch.sub(G[:, 1::2, :], G[:, 0::2, :], out=aligned_empty(M, K, G.shape[2], G))
+            diff = bmm(a, Gd.transpose(1, 2))                                    # (M, B, K)
+            if K > 1:
+                diff = diff.gather(2, slot.unsqueeze(-1))
+            g = torch.sigmoid(diff.view(M, B)).sub_(target).mul_(weight)       # dL/d(o_1) = -dL/d(o_0)
+            g_all = g.unsqueeze(-1) if K == 1 else g.new_zeros(M, B, K).scatter_(2, slot.unsqueeze(-1), g.unsqueeze(-1))
+            gGd = bmm(g_all.transpose(1, 2), a)                                  # (M, K, d + 1)
+            gG = torch.stack((-gGd, gGd), dim=2).view(M, K * 2, -1)
+            da = bmm(g_all, Gd)
         else:
-            d_all = dout.new_zeros(M, B, self.K, self.C).scatter_(2, slot_index, dout.unsqueeze(2))
-            d_all = d_all.view(M, B, self.K * self.C)
-        L = len(self.hidden)
-        grads: list[torch.Tensor] = [None] * (2 * L + 2)  # type: ignore[list-item]
-        grads[-2] = torch.bmm(acts[L].transpose(1, 2), d_all)
-        grads[-1] = d_all.sum(1)
-        da = torch.bmm(d_all, v[-2].transpose(1, 2))
-        for i in range(L - 1, -1, -1):
-            dz = da.masked_fill_(acts[i + 1] <= 0, 0.0)
-            grads[2 * i] = torch.bmm(acts[i].transpose(1, 2), dz)
-            grads[2 * i + 1] = dz.sum(1)
+            out_all = bmm(a, G.transpose(1, 2))                                  # (M, B, K * C)
+            if K > 1:
+                idx = slot.view(M, B, 1, 1).expand(M, B, 1, C)
+                out = out_all.view(M, B, K, C).gather(2, idx).squeeze(2)
+            else:
+                out = out_all
+            if kind == "multiclass":
+                dout = torch.softmax(out, dim=-1)
+                dout.scatter_add_(-1, target.unsqueeze(-1), torch.full((M, B, 1), -1.0, device=out.device))
+                dout.mul_(weight.unsqueeze(-1))
+            else:
+                dout = (out.squeeze(-1) - target).mul_(weight * 2.0).unsqueeze(-1)
+            if K > 1:
+                d_all = out.new_zeros(M, B, K, C).scatter_(2, idx, dout.unsqueeze(2)).view(M, B, K * C)
+            else:
+                d_all = dout
+            gG = bmm(d_all.transpose(1, 2), a)
+            da = bmm(d_all, G)
+        out_grads: list[torch.Tensor] = [None] * len(v)  # type: ignore[list-item]
+        out_grads[-1] = gG
+        for i in range(len(self.hidden) - 1, -1, -1):
+            dz = torch.ops.aten.threshold_backward.grad_input(da, acts[i + 1], 0.0, grad_input=torch.empty_like(da))
+            dz.select(2, -1).zero_()          # the constant unit: fixed, no gradient
+            out_grads[i] = bmm(acts[i].transpose(1, 2), dz)
             if i > 0:
-                da = torch.bmm(dz, v[2 * i].transpose(1, 2))
-        return torch.cat([g.reshape(M, -1) for g in grads], dim=1)
-
-    def forward_shared(self, theta: torch.Tensor, X: torch.Tensor, slot: int) -> torch.Tensor:
-        """Outputs ``(M, n, C)`` of head ``slot`` of every model on the same rows ``X (n, in)``."""
-        v = self.views(theta)
-        a = X
-        for i in range(len(self.hidden)):
-            a = torch.relu(torch.matmul(a, v[2 * i]) + v[2 * i + 1].unsqueeze(1))
-        H = v[-2][:, :, slot * self.C:(slot + 1) * self.C]
-        c = v[-1][:, slot * self.C:(slot + 1) * self.C]
-        return torch.matmul(a, H) + c.unsqueeze(1)
-
-    def forward_rows(self, theta: torch.Tensor, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        """Outputs ``(M, R, C)`` for per-model rows ``x (M, R, in)`` with per-row slots ``slot (M, R)``."""
-        idx = None if self.K == 1 else slot.view(*slot.shape, 1, 1).expand(*slot.shape, 1, self.C)
-        out, _ = self.forward_train(theta, x, idx)
-        return out
+                da = bmm(dz, v[i].transpose(1, 2))
+        return out_grads

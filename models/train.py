@@ -168,6 +168,7 @@ class _Prepared:
     train_loss: str
     device: torch.device
     X: torch.Tensor                 # (n, p) on device
+    X1: torch.Tensor                # (n, p + 1): X with a column of ones (biases folded into weights)
     y: torch.Tensor                 # (n,) int64 or float32 (regression: standardised) on device
     y_scale: float                  # regression: std of training labels (losses in original units)
     out_dim: int
@@ -175,11 +176,12 @@ class _Prepared:
     val_rows: list[np.ndarray]
     test_rows: np.ndarray           # the target's
     Xv: torch.Tensor = field(init=False)
+    Xv1: torch.Tensor = field(init=False)
     yv: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         vr = torch.as_tensor(self.val_rows[self.target], device=self.device)
-        self.Xv, self.yv = self.X[vr], self.y[vr]
+        self.Xv, self.Xv1, self.yv = self.X[vr], self.X1[vr], self.y[vr]
 
 
 def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
@@ -210,7 +212,9 @@ def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
         train_rows.append(rows)
         val_rows.append(data.rows(t, VAL))
     return _Prepared(data=data, target=target, loss=loss, train_loss="ce" if data.n_classes else "mse",
-                     device=device, X=torch.from_numpy(data.X).to(device), y=torch.from_numpy(y_np).to(device),
+                     device=device, X=torch.from_numpy(data.X).to(device),
+                     X1=torch.from_numpy(np.hstack([data.X, np.ones((len(data.X), 1), np.float32)])).to(device),
+                     y=torch.from_numpy(y_np).to(device),
                      y_scale=y_scale, out_dim=data.n_classes if data.n_classes else 1,
                      train_rows=train_rows, val_rows=val_rows, test_rows=data.rows(target, TEST))
 
@@ -295,10 +299,9 @@ def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[
     if not specs:
         return []
     chunk = config.chunk_size or _auto_chunk(prep.device)
-    # Groups hold models with the same number of head slots (the subset size rounded up to a power
-    # of two), so every model always meets the same matrix shapes whatever its batch-mates; within a
-    # slot class, models with similar step counts go together (fewer idle steps). Neither choice
-    # changes a result.
+    # Groups hold models with the same number of tasks (= head slots), so every model always meets
+    # the same matrix shapes whatever its batch-mates; within a size, models with similar step
+    # counts go together (fewer idle steps). Neither choice changes a result.
     order = sorted(range(len(specs)), key=lambda i: (_slots(specs[i]), specs[i].steps_per_epoch, i))
     results: list[SubsetResult | None] = [None] * len(specs)
     start = 0
@@ -317,18 +320,12 @@ def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[
 
 
 def _slots(spec: _Spec) -> int:
-    """Head slots of a model: its number of tasks rounded up to a power of two."""
-    return 1 << (len(spec.subset) - 1).bit_length()
-
-
-def _adam_scalars(config: TrainConfig, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``-lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` (float64, as torch.optim.Adam computes them)."""
-    b1, b2 = config.betas
-    t = np.maximum(t, 1)
-    return -config.lr / (1.0 - b1 ** t), np.sqrt(1.0 - b2 ** t)
+    """Head slots of a model: its number of tasks."""
+    return len(spec.subset)
 
 
 def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> list[SubsetResult]:
+    """Train a group of models of equal size together (see the module docstring for the schedule)."""
     t0 = time.perf_counter()
     n_real = len(specs)
     if n_real == 1:
@@ -336,16 +333,20 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         # other code paths, and results must not depend on the group size
         specs = specs * 2
     dev = prep.device
-    M, B, C = len(specs), config.batch_size, prep.out_dim
+    M, C = len(specs), prep.out_dim
+    B = -(-config.batch_size // 16) * 16   # batches padded (zero weights) to a multiple of 16 rows
     K = max(_slots(s) for s in specs)
     p = prep.data.n_features
+    kind = "regression" if not prep.data.n_classes else ("binary" if C == 2 else "multiclass")
     net = BatchedMTL(p, config.hidden, K, C)
     theta = net.pack([init_params(s.seed, p, config.hidden, len(s.subset), C) for s in specs]).to(dev)
     m1 = torch.zeros_like(theta)
     m2 = torch.zeros_like(theta)
+    gbuf = torch.zeros_like(theta)
     best = theta.clone()
     final = torch.empty_like(theta)
-    t_count = np.zeros(M, dtype=np.int64)        # Adam steps per model (by original position)
+    decay = (net.trainable * config.weight_decay).to(dev) if config.weight_decay else None
+    step_t = [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(M)]  # Adam step per model
     best_val = np.full(M, np.inf)
     bad = np.zeros(M, dtype=np.int64)
     best_epoch = np.zeros(M, dtype=np.int64)
@@ -358,74 +359,64 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     for m, s in enumerate(specs):
         slot_table[m, list(s.subset)] = np.arange(len(s.subset))
     b1, b2 = config.betas
-    wd, eps = config.weight_decay, config.eps
     patience = config.patience or 0
     alive = np.arange(M)
     epoch = 0
+    rows_of = lambda t: list(t.unbind(0))  # noqa: E731  per-model row views for the fused Adam
+    lists = [rows_of(t) for t in (theta, gbuf, m1, m2)]
     while len(alive):
         A = len(alive)
         s_m = np.minimum(spe[alive], remaining[alive])
         S = int(s_m.max())
         if S > 0:
+            # this epoch's mini-batches: (S, A, B) row indices, zero-weighted padding
             idx = np.zeros((A, S * B), dtype=np.int64)
             w = np.zeros((A, S * B), dtype=np.float32)
-            pos = np.arange(S * B)
+            Bc = config.batch_size
             for j, m in enumerate(alive):
                 if s_m[j] == 0:
                     continue
                 perm = rngs[m].permutation(specs[m].rows)
-                n = min(len(perm), int(s_m[j]) * B)
-                idx[j, :n] = perm[:n]
-                cnt = np.minimum(B, n - (pos // B) * B)
-                w[j, :n] = 1.0 / cnt[:n]
+                n = min(len(perm), int(s_m[j]) * Bc)
+                steps_j = -(-n // Bc)
+                buf_i = np.zeros((steps_j, B), dtype=np.int64)
+                buf_w = np.zeros((steps_j, B), dtype=np.float32)
+                full = np.zeros(steps_j * Bc, dtype=np.int64)
+                full[:n] = perm[:n]
+                buf_i[:, :Bc] = full.reshape(steps_j, Bc)
+                cnt = np.minimum(Bc, n - np.arange(steps_j) * Bc)
+                valid = np.arange(Bc)[None, :] < cnt[:, None]
+                buf_w[:, :Bc] = np.where(valid, 1.0 / cnt[:, None], 0.0)
+                idx[j, :steps_j * B] = buf_i.reshape(-1)
+                w[j, :steps_j * B] = buf_w.reshape(-1)
             slots = np.take_along_axis(slot_table[alive], task_np[idx], axis=1)
-            idx_d = torch.from_numpy(idx.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
-            w_d = torch.from_numpy(w.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
-            y_d = prep.y[idx_d]                                      # (S, A, B)
-            slot_d = torch.from_numpy(slots.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)
-            active = np.arange(S)[:, None] < s_m[None, :]            # (S, A)
-            t_steps = t_count[alive][None, :] + np.cumsum(active, axis=0)
-            nstep, bc2 = _adam_scalars(config, t_steps)
-            nstep_d = torch.from_numpy(nstep.astype(np.float32)).to(dev).unsqueeze(-1)   # (S, A, 1)
-            bc2_d = torch.from_numpy(bc2.astype(np.float32)).to(dev).unsqueeze(-1)
-            act_d = torch.from_numpy(active).to(dev).unsqueeze(-1)
-            all_active = active.all(axis=1)
+            to_dev = lambda a: torch.from_numpy(a.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)  # noqa: E731
+            idx_d, w_d, slot_d = to_dev(idx), to_dev(w), to_dev(slots)
+            y_d = prep.y[idx_d]
+            if kind == "binary":
+                y_d = y_d.to(torch.float32)
+            active = np.arange(S)[:, None] < s_m[None, :]
             for s in range(S):
-                ib = idx_d[s]
-                x = prep.X[ib]                                       # (A, B, p)
-                sidx = None if K == 1 else slot_d[s].view(A, B, 1, 1).expand(A, B, 1, C)
-                out, acts = net.forward_train(theta, x, sidx)
-                ws = w_d[s].unsqueeze(-1)
-                if prep.data.n_classes:
-                    dout = torch.softmax(out, dim=-1)
-                    dout.scatter_add_(-1, y_d[s].unsqueeze(-1), torch.full_like(ws, -1.0))
-                    dout.mul_(ws)
+                x1 = prep.X1.index_select(0, idx_d[s].view(-1)).view(A, B, p + 1)
+                grads = net.grads(theta, x1, slot_d[s], y_d[s], w_d[s], kind)
+                torch.cat([g.reshape(A, -1) for g in grads], dim=1, out=gbuf[:, :net.offsets[-1]])
+                if decay is not None:
+                    gbuf.addcmul_(theta, decay)   # L2 penalty as in torch.optim.Adam(weight_decay=...)
+                if active[s].all():
+                    sel = lists + [[step_t[m] for m in alive]]
                 else:
-                    dout = (out - y_d[s].unsqueeze(-1)).mul_(ws * 2.0)
-                g = net.backward(theta, acts, dout, sidx)
-                if wd:
-                    g.add_(theta, alpha=wd)
-                if all_active[s]:
-                    m1.lerp_(g, 1.0 - b1)
-                    m2.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                    denom = (m2.sqrt() / bc2_d[s]).add_(eps)
-                    theta.addcdiv_(m1 * nstep_d[s], denom)
-                else:
-                    a_s = act_d[s]
-                    # the same operations as above, out of place, kept only for active models
-                    m1 = torch.where(a_s, m1.lerp(g, 1.0 - b1), m1)
-                    m2 = torch.where(a_s, m2.mul(b2).addcmul_(g, g, value=1.0 - b2), m2)
-                    denom = (m2.sqrt() / bc2_d[s]).add_(eps)
-                    theta = torch.where(a_s, theta.addcdiv(m1 * nstep_d[s], denom), theta)
-            t_count[alive] += s_m
+                    js = np.flatnonzero(active[s])
+                    sel = [[lst[j] for j in js] for lst in lists] + [[step_t[alive[j]] for j in js]]
+                torch._foreach_add_(sel[4], 1.0)
+                torch._fused_adam_(sel[0], sel[1], sel[2], sel[3], [], sel[4], lr=config.lr, beta1=b1,
+                                   beta2=b2, weight_decay=0.0, eps=config.eps, amsgrad=False, maximize=False)
             remaining[alive] -= s_m
         epochs_run[alive] += (s_m > 0)
         with torch.no_grad():
-            val = _early_stop_loss(net.forward_shared(theta, prep.Xv, 0), prep.yv, prep).double().cpu().numpy()
+            val = _early_stop_loss(net.forward_shared(theta, prep.Xv1, 0), prep.yv, prep).double().cpu().numpy()
         improved = val < best_val[alive]
         if improved.any():
-            imp_d = torch.from_numpy(improved).to(dev).unsqueeze(-1)
-            best = torch.where(imp_d, theta, best)
+            best = torch.where(torch.from_numpy(improved).to(dev).unsqueeze(-1), theta, best)
         best_val[alive] = np.where(improved, val, best_val[alive])
         best_epoch[alive] = np.where(improved, epoch + 1, best_epoch[alive])
         bad[alive] = np.where(improved, 0, bad[alive] + 1)
@@ -436,11 +427,13 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
             d_idx = torch.from_numpy(np.flatnonzero(done)).to(dev)
             final.index_copy_(0, torch.from_numpy(alive[done]).to(dev), best.index_select(0, d_idx))
             keep = torch.from_numpy(np.flatnonzero(~done)).to(dev)
-            theta, m1, m2, best = (tt.index_select(0, keep) for tt in (theta, m1, m2, best))
+            theta, m1, m2, best = (t.index_select(0, keep) for t in (theta, m1, m2, best))
+            gbuf = torch.empty_like(theta)
+            lists = [rows_of(t) for t in (theta, gbuf, m1, m2)]
             alive = alive[~done]
         epoch += 1
     with torch.no_grad():
-        evals = _evaluate_batched(prep, net, final, specs, config)
+        evals = _evaluate_batched(prep, net, final, specs)
     seconds = (time.perf_counter() - t0) / n_real
     out = []
     for m, s in enumerate(specs[:n_real]):
@@ -451,16 +444,15 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     return out
 
 
-def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, specs: list[_Spec],
-                      config: TrainConfig):
+def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, specs: list[_Spec]):
     dev = prep.device
     M = len(specs)
     loss = prep.loss
-    # target: validation (f) and test metrics on shared rows
-    tv = _metric_dict(net.forward_shared(theta, prep.Xv, 0), prep.yv, prep, loss)["loss"].double().cpu().numpy()
-    tr = torch.as_tensor(prep.test_rows, device=dev)
+    # target: validation (f) and test metrics on rows shared by all models
+    tv = _metric_dict(net.forward_shared(theta, prep.Xv1, 0), prep.yv, prep, loss)["loss"].double().cpu().numpy()
     if len(prep.test_rows):
-        td = _metric_dict(net.forward_shared(theta, prep.X[tr], 0), prep.y[tr], prep, loss)
+        tr = torch.as_tensor(prep.test_rows, device=dev)
+        td = _metric_dict(net.forward_shared(theta, prep.X1[tr], 0), prep.y[tr], prep, loss)
         td = {k: v.double().cpu().numpy() for k, v in td.items()}
     else:
         td = {}
@@ -468,7 +460,7 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     rows_per = [np.concatenate([prep.val_rows[t] for t in s.subset]) for s in specs]
     slot_per = [np.concatenate([np.full(len(prep.val_rows[t]), k) for k, t in enumerate(s.subset)]).astype(np.int64)
                 for s in specs]
-    R = max(1, max(len(r) for r in rows_per))
+    R = -(-max(1, max(len(r) for r in rows_per)) // 16) * 16
     K = net.K
     member = np.full((M, K), np.nan)
     step = max(2, (1 << 21) // R)
@@ -483,7 +475,7 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
             n = len(rows_per[j])
             idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
         idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
-        out = net.forward_rows(theta[a:b], prep.X[idx_d], sl_d)
+        out = net.forward_rows(theta[a:b], prep.X1[idx_d], sl_d)
         per = _per_row(out, prep.y[idx_d], prep, loss) * wt_d
         sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per.double())
         cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
