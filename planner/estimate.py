@@ -100,7 +100,8 @@ class Estimate:
             "interval": self.interval,
             "selection_frequency": self.selection_frequency,
             "uncertain": self.uncertain,
-            "settings": asdict(self.settings),
+            # what decides the result (batch size and executor do not)
+            "settings": {k: v for k, v in asdict(self.settings).items() if k not in ("batch_size", "executor")},
             "train_config": self.train_config,
             "test_metric": self.test_metric,
         }

@@ -159,12 +159,13 @@ class PairwiseSurrogate:
         return [(i, j, float(v)) for (i, j), v in zip(self.pairs_, self.pair_coef_)]
 
 
-def fit_surrogate(masks: np.ndarray, y: np.ndarray, kind: str = "auto", random_state: int = 0):
+def fit_surrogate(masks: np.ndarray, y: np.ndarray, kind: str = "auto", random_state: int = 0,
+                  min_pair_count: int = 8):
     """``linear``, ``pairwise``, or ``auto``: the pairwise model only when its CV error is lower."""
     lin = LinearSurrogate(random_state=random_state).fit(masks, y)
     if kind == "linear":
         return lin
-    pw = PairwiseSurrogate(random_state=random_state).fit(masks, y)
+    pw = PairwiseSurrogate(min_pair_count=min_pair_count, random_state=random_state).fit(masks, y)
     if kind == "pairwise":
         return pw
     if pw.pairs_ and pw.cv_mse_ < 0.98 * lin.cv_mse_:  # pairs must earn their place

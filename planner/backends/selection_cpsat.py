@@ -82,7 +82,10 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
     err = n_terms * per_term
     model.Minimize(sum(a * v for a, v in zip(ints[:k], x)) + sum(a * v for a, v in zip(ints[k:], y)))
     solver = cp_model.CpSolver()
+    # One worker keeps runs reproducible; linearization level 2 gives that worker the LP relaxation of
+    # the products, without which it rarely proves optimality (more workers: options["threads"]).
     solver.parameters.num_workers = int(options.get("threads", 1))
+    solver.parameters.linearization_level = int(options.get("linearization_level", 2))
     solver.parameters.random_seed = int(options.get("random_seed", 0))
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
