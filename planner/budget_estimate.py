@@ -14,7 +14,10 @@ validation split (the configured loss: negative margin for classes, squared erro
    geometric ``A * beta^m1 (1 - beta^x) / (1 - beta)`` (the m-th label worth ``A beta^m``) and power
    ``a (m1^-b - (m1 + x)^-b)``. Both have two free numbers; the fit error is the RMSE of the gains,
    and ``model="auto"`` keeps the smaller. The parameters are absolute (per label count), so the
-   instance uses them with ``initial = N_i``: the fitted curve continued past the pool.
+   instance uses them with ``initial = N_i``: the fitted curve continued past the pool. A loss with a
+   floor (cross-entropy, 0-1, squared error: 0) caps the fit: its total gain, continued forever, may
+   not take the loss below the floor (without it, a curve still falling straight at the end of a
+   small pool extrapolates to gains no loss allows).
 2. **Relatedness probes.** For every ordered pair, a joint model of {i, j} on both pools is
    compared with task i alone on its pool (same seeds, paired): ``D_ij`` = the fall of i's validation
    loss. ``D_ij`` less one standard error (so noise alone gives nothing; negative transfer gives 0)
@@ -170,13 +173,18 @@ def _info_object(info: Mapping[str, Any]):
     return Power(info["a"], info["b"])
 
 
-def fit_curve(labels: Sequence[int], loss: Sequence[float], model: str = "auto") -> tuple[dict[str, dict[str, Any]], str]:
+def fit_curve(labels: Sequence[int], loss: Sequence[float], model: str = "auto",
+              floor: float | None = None) -> tuple[dict[str, dict[str, Any]], str]:
     """Fit the geometric and power models to a curve of validation loss against label count.
 
     ``labels`` are absolute counts (increasing), ``loss`` the loss at each. Returns
     ``({model: {"info", "scale", "rmse"} or {"error"}}, chosen)``: ``chosen`` is ``model`` itself, or
     under ``auto`` the fit with the smaller RMSE of the gains (geometric when neither rises: a task
     whose loss does not fall gets amplitude 0, so no labels are worth buying for itself).
+
+    ``floor``: the least the loss can be (0 for cross-entropy, 0-1 and squared error). A fit whose
+    total gain, continued forever, would take the loss below it (a curve still falling straight at
+    the end of the pool, beta -> 1) is refitted with its amplitude capped there (``"capped": true``).
     """
     from planner.problems.budget import fit_information_model
 
@@ -184,22 +192,54 @@ def fit_curve(labels: Sequence[int], loss: Sequence[float], model: str = "auto")
     ys = np.asarray(loss, dtype=float)
     m1 = int(xs[0])
     new, gains = xs - m1, ys[0] - ys
+    headroom = None if floor is None else max(0.0, float(ys[0]) - floor)
     fits: dict[str, dict[str, Any]] = {}
     for name in FIT_MODELS:
+        capped = False
         try:
             info, scale = fit_information_model(new, gains, model=name, initial=m1)
+            if headroom is not None and scale * float(_info_object(info).value(math.inf, m1)) > headroom:
+                info, scale = _capped_fit(new, gains, name, m1, headroom)
+                capped = True
         except InstanceError as exc:
             fits[name] = {"error": exc.why}
             continue
         pred = scale * _info_object(info).value(new, m1)
         rmse = float(np.sqrt(np.mean((pred - gains) ** 2)))
         fits[name] = {"info": info, "scale": float(scale), "rmse": rmse}
+        if capped:
+            fits[name]["capped"] = True
     ok = [m for m in FIT_MODELS if "info" in fits[m]]
     if model != "auto":
         if model not in ok:
             raise InstanceError("", "model", f"the {model} model cannot fit this curve: {fits[model]['error']}")
         return fits, model
     return fits, min(ok, key=lambda m: (fits[m]["rmse"], m != "geometric"))
+
+
+def _capped_fit(new: np.ndarray, gains: np.ndarray, model: str, m1: int, headroom: float) -> tuple[dict, float]:
+    """Least squares of ``amp * shape`` with the total gain ``amp * shape(inf)`` at most ``headroom``."""
+    from scipy.optimize import minimize_scalar
+
+    from planner.problems.budget import Geometric, Power
+
+    make = (lambda q: Geometric(q)) if model == "geometric" else (lambda q: Power(1.0, q))
+    bounds = (1e-6, 1 - 1e-9) if model == "geometric" else (1e-4, 5.0)
+
+    def amp_and_loss(q: float) -> tuple[float, float]:
+        shape = make(q).value(new, m1)
+        denom = float(shape @ shape)
+        amp = max(0.0, float(shape @ gains) / denom) if denom > 0 else 0.0
+        amp = min(amp, headroom / float(make(q).value(math.inf, m1)))
+        return amp, float(np.sum((amp * shape - gains) ** 2))
+
+    q = float(minimize_scalar(lambda v: amp_and_loss(v)[1], bounds=bounds, method="bounded").x)
+    amp = amp_and_loss(q)[0]
+    if model == "geometric":
+        return {"model": "geometric", "beta": q}, amp
+    if amp <= 0:
+        raise InstanceError("", "curve", "no room below the loss floor; a power model cannot fit")
+    return {"model": "power", "a": amp, "b": q}, 1.0
 
 
 def effective_labels(curve: CurveFit, gain: float, most: float) -> float:
@@ -301,6 +341,12 @@ def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSe
     for t, name in zip(idx, names):
         if len(counts[t]) < 2:
             raise DataError(f"task {name!r}: its pool of {len(pools.labelled[t])} rows is too small for a curve")
+    from models.losses import resolve_loss
+
+    floor = None if resolve_loss(config.loss, data.n_classes) == "margin" else 0.0
+    if floor is None:
+        notes.append("the negative margin has no floor, so fitted curves are not capped; "
+                     "--loss ce caps each task's total gain at its loss")
     R = settings.repeats
     seeds = [settings.seed * 1000 + r for r in range(R)]
     n_curve = sum(len(c) for c in counts.values()) * R
@@ -320,7 +366,7 @@ def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSe
                 if progress is not None:
                     progress(1)
         mean = losses.mean(1)
-        fits, chosen = fit_curve(counts[t], mean, settings.model)
+        fits, chosen = fit_curve(counts[t], mean, settings.model, floor)
         curves[name] = CurveFit(task=name, pool=len(pool), held=len(pools.held[t]), labels=list(counts[t]),
                                 loss=[float(v) for v in mean],
                                 spread=[float(v) for v in (losses.std(1, ddof=1) if R > 1 else np.zeros(len(mean)))],

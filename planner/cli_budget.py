@@ -107,8 +107,8 @@ def _register_budget(main: click.Group) -> None:
         """Estimate a label-budget instance from a data file and solve it (TABA).
 
         Each task starts with --initial labelled training rows; buying a label reveals one more of its
-        held-back training rows. Learning curves within the initial pools (validation loss) give each
-        task's fitted information model; joint-training probes give the relatedness. The plan is
+        held-back training rows. Learning curves within the initial pools (validation loss; --loss auto
+        is cross-entropy for classes here) give each task's fitted information model; joint-training probes give the relatedness. The plan is
         compared with equal money, equal count, everything to one task and greedy.
         """
         from pathlib import Path
@@ -121,6 +121,8 @@ def _register_budget(main: click.Group) -> None:
         from planner.report import result_summary
         from planner.solve import solve as run_solve
 
+        if loss == "auto" and not regression:
+            loss = "ce"  # a floor at 0 caps the fitted curves (the negative margin has none)
         config = train_config(hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device)
         for path in (instance_out, out):
             if path and not Path(path).resolve().parent.is_dir():

@@ -217,3 +217,16 @@ def test_budget_command_bad_inputs(csv_path, tmp_path):
     assert res.exit_code == 2
     res = CliRunner().invoke(main, ["budget", "--help"])
     assert res.exit_code == 0 and "--costs" in res.output
+
+
+def test_fit_is_capped_at_the_loss_floor():
+    labels = [10, 20, 30, 40]
+    loss = [0.5, 0.45, 0.40, 0.35]  # still falling straight: unbounded gains without a floor
+    free, _ = fit_curve(labels, loss)
+    assert free["geometric"]["info"]["beta"] > 0.999
+    fits, chosen = fit_curve(labels, loss, floor=0.0)
+    for name in ("geometric", "power"):
+        f = fits[name]
+        total = f["scale"] * float((Geometric(f["info"]["beta"]) if name == "geometric"
+                                    else Power(f["info"]["a"], f["info"]["b"])).value(float("inf"), 10))
+        assert f.get("capped") and total <= 0.5 + 1e-9
