@@ -17,7 +17,7 @@ import click
 from planner import __version__
 from planner.status import PlannerError, SolveStatus
 
-SOLVERS = ["auto", "highs", "cpsat", "dp", "brute"]
+SOLVERS = ["auto", "highs", "cpsat", "dp", "brute", "local", "spectral"]
 
 
 class CLIError(click.ClickException):
@@ -44,6 +44,11 @@ def handle_errors(fn):
             raise CLIError(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise CLIError("interrupted", 130) from None
+        except BrokenPipeError:
+            # the reader went away (`planner ... | head`): stop quietly, as shell tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except MemoryError:
             raise CLIError("out of memory", 1) from None
         except OSError as exc:
@@ -88,7 +93,8 @@ def main() -> None:
 @main.command()
 @click.argument("instance", type=click.Path(dir_okay=False))
 @click.option("--solver", type=click.Choice(SOLVERS), default="auto", show_default=True,
-              help="Backend: auto picks the best available one for the instance.")
+              help="Backend: auto picks the best available one for the instance; dp is for budgets, "
+                   "local and spectral are grouping heuristics (reported with their gap).")
 @time_limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None,
