@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 
 from planner.backends.grouping_common import Clock, result_from_chosen
+from planner.backends.scaling import exact_integer_scale
+from planner.backends.scaling import map_cpsat_status as _status_map
 from planner.solve import register_backend
 from planner.status import SolveResult, SolveStatus
 
@@ -34,23 +36,8 @@ def _scale_for(values, count: int, digits: int = 6) -> float:
 
 
 def _exact_scale(values, max_digits: int = 6) -> float | None:
-    for d in range(max_digits + 1):
-        s = 10.0 ** d
-        if all(abs(v * s - round(v * s)) <= 1e-9 * max(1.0, abs(v * s)) for v in values):
-            return s
-    return None
-
-
-def _status_map(cp_model, code, has_solution: bool) -> SolveStatus:
-    if code == cp_model.OPTIMAL:
-        return SolveStatus.OPTIMAL
-    if code == cp_model.FEASIBLE:
-        return SolveStatus.FEASIBLE
-    if code == cp_model.INFEASIBLE:
-        return SolveStatus.INFEASIBLE
-    if code == cp_model.MODEL_INVALID:
-        return SolveStatus.ERROR
-    return SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION  # UNKNOWN: limit hit
+    s = exact_integer_scale(values, max_digits)
+    return None if s is None else float(s)
 
 
 def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult:

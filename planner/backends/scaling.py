@@ -20,6 +20,21 @@ def scale_objective(coefs: Sequence[float]) -> tuple[list[int], float, float]:
     return [int(round(c * s)) for c in coefs], s, 0.5 / s
 
 
+def map_cpsat_status(cp_model, code, has_solution: bool):
+    """CP-SAT's status codes to the project's statuses (UNKNOWN there means a limit was hit)."""
+    from planner.status import SolveStatus
+
+    if code == cp_model.OPTIMAL:
+        return SolveStatus.OPTIMAL
+    if code == cp_model.FEASIBLE:
+        return SolveStatus.FEASIBLE
+    if code == cp_model.INFEASIBLE:
+        return SolveStatus.INFEASIBLE
+    if code == cp_model.MODEL_INVALID:
+        return SolveStatus.ERROR
+    return SolveStatus.FEASIBLE if has_solution else SolveStatus.NO_SOLUTION
+
+
 def exact_integer_scale(values: Sequence[float], max_digits: int = 9) -> int | None:
     """The smallest 10^d (d <= max_digits) making every value an integer (to 1e-9), else None."""
     for d in range(max_digits + 1):

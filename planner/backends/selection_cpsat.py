@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from planner.backends.scaling import exact_integer_scale, scale_objective
+from planner.backends.scaling import exact_integer_scale, map_cpsat_status, scale_objective
 from planner.solve import register_backend
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
@@ -21,18 +21,6 @@ def _cp_model():
     except Exception as exc:  # pragma: no cover - depends on the install
         raise SolverUnavailable(f"OR-Tools CP-SAT cannot be imported ({exc})") from None
     return cp_model
-
-
-def map_cpsat_status(cp_model, code, stopped_by_limit: bool) -> SolveStatus:
-    if code == cp_model.OPTIMAL:
-        return SolveStatus.OPTIMAL
-    if code == cp_model.FEASIBLE:
-        return SolveStatus.FEASIBLE
-    if code == cp_model.INFEASIBLE:
-        return SolveStatus.INFEASIBLE
-    if code == cp_model.MODEL_INVALID:
-        return SolveStatus.ERROR
-    return SolveStatus.NO_SOLUTION if stopped_by_limit else SolveStatus.UNKNOWN
 
 
 def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult:
@@ -90,8 +78,7 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
     code = solver.Solve(model)
-    stopped = time_limit is not None
-    status = map_cpsat_status(cp_model, code, stopped)
+    status = map_cpsat_status(cp_model, code, code in (cp_model.OPTIMAL, cp_model.FEASIBLE))
     solution = bound = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         solution = problem.make_solution([solver.Value(v) for v in x])
