@@ -57,6 +57,9 @@ def estimate_options(fn):
         click.option("--store", type=click.Path(dir_okay=False), default=None,
                      help="SQLite store of trained runs; reruns train only what is missing."),
         click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True),
+        click.option("--models-per-batch", type=click.IntRange(1), default=128, show_default=True,
+                     help="Subset models trained together; each finished batch is one store transaction "
+                          "(smaller: less work lost if a run is killed)."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -141,11 +144,11 @@ class Progress:
             self.bar = None
 
 
-def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor):
+def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128):
     from planner.estimate import EstimateSettings
 
     return EstimateSettings(alpha=alpha, n_subsets=subsets, seed=seed, repeats=repeats, surrogate=surrogate,
-                            n_boot=n_boot, executor=executor)
+                            n_boot=n_boot, executor=executor, batch_size=models_per_batch)
 
 
 def _check_target(data, target):
@@ -176,7 +179,7 @@ def register(main: click.Group) -> None:
                   help="Selection instance to write (JSON, or YAML by suffix).")
     @handle_errors
     def estimate(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats,
-                 surrogate, n_boot, store, executor, hidden, epochs, lr, batch_size, patience, train_fraction,
+                 surrogate, n_boot, store, executor, models_per_batch, hidden, epochs, lr, batch_size, patience, train_fraction,
                  epoch_fraction, loss, device, out):
         """Train models on sampled source subsets and fit a surrogate of the target's loss; write a
         selection instance holding the surrogate, the single-task baseline and the diagnostics."""
@@ -190,7 +193,7 @@ def register(main: click.Group) -> None:
         _check_out_folder(out)
         bar = Progress("training subset models")
         try:
-            est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor), config,
+            est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
                                store or ":memory:", None, bar, bar.total)
         finally:
             bar.close()
@@ -216,7 +219,7 @@ def register(main: click.Group) -> None:
     @click.option("--instance-out", type=click.Path(dir_okay=False), default=None, help="Also write the selection instance.")
     @handle_errors
     def plan(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats, surrogate,
-             n_boot, store, executor, hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss,
+             n_boot, store, executor, models_per_batch, hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss,
              device, max_size, min_size, must_include, exclude, final_seeds, solver, as_json, out, plot_dir, instance_out):
         """End to end: estimate, select (the program and Algorithm 1), train the final models and
         compare them on the target's test split with single-task and pooled training."""
@@ -231,7 +234,7 @@ def register(main: click.Group) -> None:
         if plot_dir:
             Path(plot_dir).mkdir(parents=True, exist_ok=True)
         show_notes(data)
-        run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor), config,
+        run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
                          final_seeds, solver, store, cons, as_json, out, plot_dir, instance_out,
                          source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
 

@@ -14,6 +14,7 @@ from planner.status import InstanceError
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_ALIASES = 1000
+MAX_VALUES = 5_000_000  # numbers, strings and containers, counted after alias expansion
 
 
 class _BoundedSafeLoader(yaml.SafeLoader):
@@ -38,19 +39,41 @@ class _BoundedSafeLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
-    stack = [(value, 1)]
-    seen = 0
+def _shape_problem(value: Any, depth_limit: int = MAX_DEPTH, size_limit: int = MAX_VALUES) -> str | None:
+    """Why parsed data is too deep, too large once YAML aliases are expanded, or recursive; else None.
+
+    Shared (aliased) containers are measured once and their expanded size reused, so a
+    "billion laughs" document is rejected in time linear in its text, not in its expansion.
+    """
+    memo: dict[int, tuple[int, int]] = {}  # id(container) -> (depth, expanded size)
+    path: set[int] = set()  # containers whose children are being measured (the current branch)
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        seen += 1
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
+        item, children_done = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        key = id(item)
+        kids = list(item.values()) if isinstance(item, dict) else item
+        if not children_done:
+            if key in memo:
+                continue
+            if key in path:
+                return "a YAML alias refers to itself"
+            path.add(key)
+            if len(path) > depth_limit:
+                return f"nesting deeper than {depth_limit} levels"
+            stack.append((item, True))
+            stack.extend((kid, False) for kid in kids if isinstance(kid, (dict, list)))
+            continue
+        path.discard(key)
+        depth = 1 + max((memo[id(k)][0] if isinstance(k, (dict, list)) else 1 for k in kids), default=0)
+        size = 1 + sum(memo[id(k)][1] if isinstance(k, (dict, list)) else 1 for k in kids)
+        if depth > depth_limit:
+            return f"nesting deeper than {depth_limit} levels"
+        if size > size_limit:
+            return f"more than {size_limit} values (after expanding YAML aliases)"
+        memo[key] = (depth, size)
+    return None
 
 
 def parse_text(text: str, source: str, fmt: str | None = None) -> Any:
@@ -69,13 +92,17 @@ def parse_text(text: str, source: str, fmt: str | None = None) -> Any:
         raise InstanceError(source, "", f"nesting deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise InstanceError(source, "", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts, a bad YAML date
+        why = "a number has too many digits" if "digits" in str(exc) else str(exc).splitlines()[0][:200]
+        raise InstanceError(source, "", f"not valid {'JSON' if fmt == 'json' else 'YAML'}: {why}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InstanceError(source, "", f"not valid YAML: {problem}{where}") from None
-    if not _depth_ok(data):
-        raise InstanceError(source, "", f"nesting deeper than {MAX_DEPTH} levels")
+    problem = _shape_problem(data)
+    if problem:
+        raise InstanceError(source, "", problem)
     return data
 
 
