@@ -57,8 +57,14 @@ class InstanceError(PlannerError):
         self.field = field
         self.why = why
         where = f"{source}: " if source else ""
-        at = f"{field}: " if field else ""
-        super().__init__(f"{where}{at}{why}")
+        at = f"{_one_line(field, 120)}: " if field else ""
+        super().__init__(f"{where}{at}{_one_line(why, 240)}")
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Keep a message one short line whatever the input held (long ids and keys, newlines)."""
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SolverUnavailable(PlannerError):

@@ -322,7 +322,7 @@ class BudgetProblem:
             if most > MAX_LABELS:
                 check.fail(
                     f"tasks[{i}].cost",
-                    f"the budget buys up to {float(most):.3g} labels of this task (limit {MAX_LABELS:.0e}); "
+                    f"the budget buys up to {float(min(most, 10 ** 300)):.3g} labels of this task (limit {MAX_LABELS:.0e}); "
                     "give it a max or count money in larger units",
                 )
         relatedness = None

@@ -168,6 +168,8 @@ class SelectionProblem:
                 if tid in ids:
                     check.fail(where, f"duplicate task id {tid!r}")
                 ids.append(tid)
+            if target not in ids:
+                check.fail("target", f"unknown task id {target!r} (not in tasks)")
             sources = [t for t in ids if t != target]
             tasks_given = True
         else:
