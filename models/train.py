@@ -56,7 +56,7 @@ class TrainConfig:
     ``auto`` (``margin`` for classification, ``mse`` for regression), ``margin`` (negative
     classification margin), ``ce``, ``zero_one`` or ``mse``; training itself always minimises
     cross-entropy or squared error. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
-    ``chunk_size``: most models trained in one batched group (``None``: 256 on CPU, 4096 on CUDA).
+    ``chunk_size``: most models trained in one batched group (``None``: 128 on CPU, 4096 on CUDA).
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -245,7 +245,7 @@ def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[in
             if int(s) != prep.target:
                 srcs.add(int(s))
         subset = (prep.target,) + tuple(sorted(srcs))
-        rows = np.sort(np.concatenate([prep.train_rows[t] for t in subset]))
+        rows = np.concatenate([prep.train_rows[t] for t in subset])   # task by task, each sorted
         spe = math.ceil(len(rows) / config.batch_size)
         budget = math.ceil(config.epoch_fraction * config.epochs * spe) if spe else 0
         if int(seed) < 0:
@@ -285,7 +285,10 @@ def _early_stop_loss(out: torch.Tensor, y: torch.Tensor, prep: _Prepared) -> tor
 
 # ---------------------------------------------------------------------------- batched trainer
 def _auto_chunk(device: torch.device) -> int:
-    return 4096 if device.type == "cuda" else 256
+    # CPU: groups small enough that a step's tensors stay in the caches (measured on 2 Xeon cores,
+    # 256 models: groups of 128 took 2.9 ms per model, of 64 3.2, of 16 5.1, of 256 3.4 to 4.6);
+    # GPU: as many as possible per kernel launch
+    return 4096 if device.type == "cuda" else 128
 
 
 def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[int]], config: TrainConfig,
@@ -358,6 +361,8 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     slot_table = np.zeros((M, prep.data.n_tasks), dtype=np.int64)
     for m, s in enumerate(specs):
         slot_table[m, list(s.subset)] = np.arange(len(s.subset))
+    slot_table_d = torch.from_numpy(slot_table).to(dev)
+    task_d = torch.from_numpy(task_np).to(dev)
     b1, b2 = config.betas
     patience = config.patience or 0
     alive = np.arange(M)
@@ -371,29 +376,29 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         s_m = np.minimum(spe[alive], remaining[alive])
         S = int(s_m.max())
         if S > 0:
-            # this epoch's mini-batches: (S, A, B) row indices, zero-weighted padding
-            idx = np.zeros((A, S * B), dtype=np.int64)
-            w = np.zeros((A, S * B), dtype=np.float32)
+            # this epoch's mini-batches: (A, S, B) row indices; padding rows have weight 0. The only
+            # per-model work is drawing each model's permutation from its own generator.
             Bc = config.batch_size
+            n_j = np.zeros(A, dtype=np.int64)
+            flat = np.zeros((A, S * Bc), dtype=np.int64)
             for j, m in enumerate(alive):
-                if s_m[j] == 0:
-                    continue
-                perm = rngs[m].permutation(specs[m].rows)
-                n = min(len(perm), int(s_m[j]) * Bc)
-                steps_j = -(-n // Bc)
-                buf_i = np.zeros((steps_j, B), dtype=np.int64)
-                buf_w = np.zeros((steps_j, B), dtype=np.float32)
-                full = np.zeros(steps_j * Bc, dtype=np.int64)
-                full[:n] = perm[:n]
-                buf_i[:, :Bc] = full.reshape(steps_j, Bc)
-                cnt = np.minimum(Bc, n - np.arange(steps_j) * Bc)
-                valid = np.arange(Bc)[None, :] < cnt[:, None]
-                buf_w[:, :Bc] = np.where(valid, 1.0 / cnt[:, None], 0.0)
-                idx[j, :steps_j * B] = buf_i.reshape(-1)
-                w[j, :steps_j * B] = buf_w.reshape(-1)
-            slots = np.take_along_axis(slot_table[alive], task_np[idx], axis=1)
-            to_dev = lambda a: torch.from_numpy(a.reshape(A, S, B).transpose(1, 0, 2).copy()).to(dev)  # noqa: E731
-            idx_d, w_d, slot_d = to_dev(idx), to_dev(w), to_dev(slots)
+                if s_m[j]:
+                    perm = rngs[m].permutation(specs[m].rows)
+                    n_j[j] = min(len(perm), int(s_m[j]) * Bc)
+                    flat[j, :n_j[j]] = perm[:n_j[j]]
+            cnt = np.clip(n_j[:, None] - np.arange(S)[None, :] * Bc, 0, Bc)             # (A, S)
+            valid = np.arange(Bc)[None, None, :] < cnt[:, :, None]
+            wv = np.where(valid, 1.0 / np.maximum(cnt, 1)[:, :, None], 0.0).astype(np.float32)
+            if B == Bc:
+                idx, w = flat.reshape(A, S, B), wv
+            else:
+                idx = np.zeros((A, S, B), dtype=np.int64)
+                w = np.zeros((A, S, B), dtype=np.float32)
+                idx[:, :, :Bc], w[:, :, :Bc] = flat.reshape(A, S, Bc), wv
+            to_dev = lambda a: torch.from_numpy(a).to(dev).transpose(0, 1).contiguous()  # noqa: E731  (S, A, B)
+            idx_d, w_d = to_dev(idx), to_dev(w)
+            slot_d = slot_table_d.index_select(0, alive_d).gather(1, task_d[idx_d].permute(1, 0, 2).reshape(A, -1))
+            slot_d = slot_d.view(A, S, B).transpose(0, 1).contiguous()
             y_d = prep.y[idx_d]
             if kind == "binary":
                 y_d = y_d.to(torch.float32)

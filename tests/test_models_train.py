@@ -11,8 +11,8 @@ import torch
 
 from models.data import synthetic_classification, synthetic_fair_noisy, synthetic_linear
 from models.mtl import BatchedMTL, MTLNet, init_params
-from models.train import (SubsetResult, TrainConfig, train_pooled, train_single_task, train_subsets,
-                          train_subsets_plain)
+from models.train import (SubsetResult, TrainConfig, resolve_device, train_pooled, train_single_task,
+                          train_subsets, train_subsets_plain)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def test_results_in_input_order_with_target_added(binary):
     assert res[0].val_losses[0] == res[0].f
     assert set(res[0].test) == {"loss", "accuracy", "ce", "margin", "zero_one"}
     assert res[0].test["loss"] == res[0].test["margin"]  # default loss: negative margin
-    assert res[0].device == "cpu" and res[0].seconds > 0 and res[0].n_train > 0
+    assert res[0].device == str(resolve_device("auto")) and res[0].seconds > 0 and res[0].n_train > 0
     # other target: indices refer to the data's tasks
     r = train_subsets(binary, 2, [[0]], cfg, [0])[0]
     assert r.subset == (2, 0)
