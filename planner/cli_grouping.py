@@ -1,4 +1,5 @@
-"""Grouping commands for the ``planner`` CLI: ``planner convert standley|mtgnet|tag``.
+"""Grouping commands for the ``planner`` CLI: ``planner convert standley|mtgnet|tag`` and
+``planner group`` (affinities estimated from training, solved, and checked by training the plan).
 
 ``planner.cli`` calls :func:`register` with its click group. Each command parses, calls one
 converter in :mod:`planner.convert`, validates the result as an instance, and writes it
@@ -24,6 +25,8 @@ def _write(data: dict, out: str | None) -> None:
 
 def register(main: click.Group) -> None:
     from planner.cli import handle_errors
+
+    register_group(main)
 
     @main.group("convert")
     def convert() -> None:
@@ -77,3 +80,91 @@ def register(main: click.Group) -> None:
         from planner.convert import tag_instance
 
         _write(tag_instance(affinities, key, max_groups, sense=sense, rule=rule, name=name), out)
+
+
+def register_group(main: click.Group) -> None:
+    from planner.cli import CLIError, handle_errors, time_limit_option
+    from planner.cli_selection import Progress, _check_out_folder, data_options, load_data, show_notes, train_config, train_options
+
+    @main.command("group")
+    @data_options
+    @train_options
+    @click.option("--method", type=click.Choice(["subsets", "tag", "hoa"]), required=True,
+                  help="subsets: models on sampled task subsets; tag: lookahead in one model with every task; "
+                       "hoa: single-task and pair models.")
+    @click.option("--max-groups", type=click.IntRange(min=1), required=True, help="At most K groups (networks).")
+    @click.option("--mode", type=click.Choice(["cover", "partition"]), default=None,
+                  help="cover (groups may overlap, each task served by its best group) or partition. "
+                       "Default: cover for tag and hoa, partition for subsets.")
+    @click.option("--tasks", default=None, help="Tasks to group, comma separated (default: every task).")
+    @click.option("--budget", default=None, metavar="ROWS",
+                  help="Training-cost budget: rows summed over the chosen networks (a network costs its "
+                       "members' training rows); '1.5x' = 1.5 times the tasks' total training rows.")
+    @click.option("--max-group-size", type=click.IntRange(min=1), default=None, help="Largest group.")
+    @click.option("--alpha", type=click.IntRange(min=2), default=None,
+                  help="subsets: tasks per sampled subset (default max(2, n // 2)).")
+    @click.option("--subsets", "n_subsets", type=click.IntRange(min=2), default=None,
+                  help="subsets: number of sampled subsets (default min(C(n, alpha), 6n)).")
+    @click.option("--lookahead-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="tag: SGD step size of the lookahead (default: --lr).")
+    @click.option("--final-seeds", type=click.IntRange(1), default=1, show_default=True,
+                  help="Seeds per final model (plan, single-task, all-in-one); test metrics are averaged.")
+    @click.option("--solver", type=click.Choice(["auto", "highs", "cpsat", "brute", "local", "spectral"]),
+                  default="auto", show_default=True)
+    @time_limit_option
+    @click.option("--store", type=click.Path(dir_okay=False), default=None,
+                  help="SQLite store of trained models; reruns train only what is missing.")
+    @click.option("-o", "--out", "instance_out", type=click.Path(dir_okay=False), default=None,
+                  help="Write the grouping instance here (JSON, or YAML by suffix).")
+    @click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
+                  help="Write the JSON report here.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
+    @handle_errors
+    def group(data_source, task_column, label_column, regression, seed, hidden, epochs, lr, batch_size, patience,
+              train_fraction, epoch_fraction, loss, device, method, max_groups, mode, tasks, budget, max_group_size,
+              alpha, n_subsets, lookahead_lr, final_seeds, solver, time_limit, store, instance_out, report_out,
+              as_json):
+        """Group tasks from real training: estimate affinities (METHOD), solve the grouping instance,
+        train one model per chosen group, and compare each task's test metric with single-task and
+        all-in-one training. --loss auto means cross-entropy here (squared error for regression);
+        --train-fraction and --epoch-fraction shorten the estimation models only."""
+        from pathlib import Path
+
+        from planner.group_estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
+        from planner.io import dumps_json, write_instance, write_json
+
+        config = train_config(hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device)
+        for path in (instance_out, report_out):
+            if path:
+                _check_out_folder(path)
+        data = load_data(data_source, task_column, label_column, regression, seed)
+        names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+        if tasks is not None and not names:
+            raise CLIError("--tasks: no task names given", 2)
+        chosen = resolve_tasks(data, names)
+        total_rows = int(sum(data.counts()[t, 0] for t in chosen))
+        settings = GroupSettings(method=method, max_groups=max_groups, mode=mode,
+                                 tasks=tuple(names) if names else None, seed=seed, alpha=alpha,
+                                 n_subsets=n_subsets, final_seeds=final_seeds,
+                                 budget=parse_budget(budget, total_rows), max_group_size=max_group_size,
+                                 solver=solver, time_limit=time_limit, lookahead_lr=lookahead_lr)
+        show_notes(data)
+        bar = Progress("training models")
+        try:
+            report, instance = run_group(data, settings, config, store or ":memory:", bar, bar.total,
+                                         instance_name=Path(instance_out).stem if instance_out else "group")
+        finally:
+            bar.close()
+        report["data"] = {"source": data_source, "task_column": task_column, "label_column": label_column,
+                          "regression": regression, "seed": seed}
+        instance.setdefault("meta", {})["data"] = report["data"]
+        if instance_out:
+            write_instance(instance_out, instance)
+            click.echo(f"wrote {instance_out}", err=True)
+        if report_out:
+            write_json(report_out, report)
+        if as_json:
+            click.echo(dumps_json(report).strip())
+        else:
+            for line in report_table(report):
+                click.echo(line)
