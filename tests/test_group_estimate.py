@@ -258,3 +258,19 @@ def test_cli_group_budget_is_respected(csv_path):
     cost = report["cost"]
     assert cost["budget"] == pytest.approx(1.3 * cost["single_task_rows"])
     assert cost["single_task_rows"] <= cost["rows"] <= cost["budget"]
+
+
+def test_regression_group_models_report_label_units():
+    from models.data import synthetic_linear
+
+    d = synthetic_linear(k=2, p=4, n_per_task=200, seed=0)
+    d.y = d.y * 10.0                                     # losses must follow the label's units
+    cfg = TrainConfig(hidden=(8,), epochs=5, batch_size=64, loss="mse", device="cpu")
+    (res,) = train_groups(d, [[0, 1]], cfg, [0])
+    for t in (0, 1):
+        m = res.test[t]
+        assert set(m) == {"mse", "rmse", "mae", "loss"}
+        assert m["rmse"] == pytest.approx(math.sqrt(m["mse"])) and m["loss"] == m["mse"]
+        assert m["rmse"] > 1.0                          # in the scaled units, not standardised ones
+    M = np.array(tag_affinities(d, [0, 1, 2], cfg, seed=0, lookahead_lr=0.1).matrix)
+    assert M.shape == (3, 3) and np.isfinite(M).all()
