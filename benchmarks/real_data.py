@@ -46,7 +46,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one target per dataset, one seed, fewer subsets")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default=None, help="append each report as a JSON line here")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny models)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     seeds = [0] if args.quick else list(range(args.seeds))
     tmp = Path(tempfile.mkdtemp())
     hsb_path = hsb82_csv(tmp)

@@ -129,9 +129,16 @@ def validate(instance):
     click.echo(f"{instance}: ok: {instance_summary(problem)}")
 
 
+def _demo_threads(fn):
+    from planner.cli_selection import threads_option
+
+    return threads_option(fn)
+
+
 @main.command()
+@_demo_threads
 @click.option("--target", default=None, help="Target state (default Nevada).")
-@click.option("--subsets", type=click.IntRange(10), default=None, help="Sampled subsets (default 160).")
+@click.option("--subsets", type=click.IntRange(10), default=None, help="Sampled subsets (default 400 = 8k).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object on stdout.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")

@@ -26,7 +26,26 @@ def data_options(fn):
     return fn
 
 
+def _set_threads(ctx, param, value):
+    if value is not None and not ctx.resilient_parsing:
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+def threads_option(fn):
+    """--threads N (default 1): torch's CPU threads. The models are tiny: on 2 busy cores one thread
+    trained the demo 7x faster than two (32 s against 217 s), since threads that wait on each other
+    cost more than they share. Not passed on to the command."""
+    return click.option(
+        "--threads", type=click.IntRange(1), default=1, show_default=True, expose_value=False,
+        callback=_set_threads, help="CPU threads for training (tiny models train fastest on one).",
+    )(fn)
+
+
 def train_options(fn):
+    fn = threads_option(fn)
     options = [
         click.option("--hidden", default="32", show_default=True, help="Hidden layer widths of the shared encoder, comma separated."),
         click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),

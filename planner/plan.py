@@ -170,7 +170,7 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     metric = report["metric"]
     arrow = "higher is better" if report["higher_is_better"] else "lower is better"
     sign = 1 if report["higher_is_better"] else -1
-    best = max(report["test"].values(), key=lambda v: sign * v)
+    best = round(max(report["test"].values(), key=lambda v: sign * v), 4)
     rows = [
         f"target {report['target']}: test {metric} ({arrow}), mean over {report['final_seeds']} seeds",
         f"{'method':<22}{'tasks':>6}  {metric:>10}  {'sd':>8}",
@@ -181,7 +181,7 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
               "stl": "single-task", "pooled": "pooled (all sources)"}
     for name in ("plan", "threshold", "stl", "pooled"):
         v = report["test"][name]
-        mark = "  *" if v == best else ""
+        mark = "  *" if round(v, 4) == best else ""
         rows.append(f"{labels[name]:<22}{sizes[name]:>6}  {v:>10.4f}  {report['test_sd'][name]:>8.4f}{mark}")
     s = report["surrogate"]
     rows.append(
