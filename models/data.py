@@ -65,6 +65,11 @@ class TaskData:
         self.y = np.ascontiguousarray(self.y, dtype=np.int64 if self.n_classes else np.float32)
         self.task = np.ascontiguousarray(self.task, dtype=np.int64)
         self.split = np.ascontiguousarray(self.split, dtype=np.int8)
+        # pandas (copy-on-write) hands out read-only arrays; torch.from_numpy warns on those
+        for name in ("X", "y", "task", "split"):
+            arr = getattr(self, name)
+            if not arr.flags.writeable:
+                setattr(self, name, arr.copy())
         n = self.X.shape[0]
         if self.X.ndim != 2 or not (self.y.shape == self.task.shape == self.split.shape == (n,)):
             raise DataError("TaskData: X must be (n, p) and y, task, split length n")
