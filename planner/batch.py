@@ -261,6 +261,19 @@ def _run_local(todo: list[Item], solver: str, time_limit: float | None, done: Ca
         done(item, solve_file(str(item.path), item.rel, solver, time_limit))
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool worker start-up: leave as soon as the batch process is gone (SIGKILLed), instead of
+    lingering as an orphan that holds the terminal's pipes open."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_process(todo: list[Item], solver: str, time_limit: float | None, jobs: int,
                  done: Callable[[Item, dict], None]) -> None:
     """A spawn-context process pool. If a worker dies (a solver crash), the pool is rebuilt and what
@@ -279,7 +292,8 @@ def _run_process(todo: list[Item], solver: str, time_limit: float | None, jobs: 
         else:
             batch, pending, width = pending, [], jobs
         crashed: list[Item] = []
-        with ProcessPoolExecutor(max_workers=min(width, len(batch)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=min(width, len(batch)), mp_context=ctx,
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(solve_file, str(it.path), it.rel, solver, time_limit): it for it in batch}
             waiting = set(futures)
             while waiting:

@@ -65,6 +65,14 @@ def solve(problem, solver: str = "auto", time_limit: float | None = None, option
                 raise
             notes.append(f"{name}: {exc}")
             continue
+        except (PlannerError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashing backend: say which, and let auto try the next
+            why = f"{name} failed ({type(exc).__name__}: {exc})"
+            if solver != "auto":
+                raise PlannerError(f"solver {why}") from exc
+            notes.append(why)
+            continue
         result.solver = result.solver or name
         result.seconds = time.perf_counter() - start
         if notes:
