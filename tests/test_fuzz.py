@@ -97,7 +97,7 @@ def mutants(draw, kind: str):
                                    "huge", "tiny", "unknown_id", "negate"]))
         hows.append(f"{op}@{'.'.join(map(str, path))}")
         if op == "bad":
-            parent[key] = draw(st.sampled_from(BAD_SCALARS))
+            parent[key] = copy.deepcopy(draw(st.sampled_from(BAD_SCALARS)))  # later ops may mutate it
         elif op == "nonfinite":
             parent[key] = draw(st.sampled_from(NON_FINITE))
             if isinstance(old, (int, float)) and not isinstance(old, bool):
