@@ -175,6 +175,12 @@ class BatchedMTL:
         return out + [G.permute(0, 2, 1).clone(), v[-1][:n_heads * self.C].reshape(n_heads, self.C).clone()]
 
     # ---------------------------------------------------------------- math
+    def _sign(self, like: torch.Tensor) -> torch.Tensor:
+        """``[-1, 1]``: gradients of the two logits of a binary head from that of their difference."""
+        s = getattr(self, "_sign_t", None)
+        if s is None or s.device != like.device:
+            s = self._sign_t = torch.tensor([-1.0, 1.0], device=like.device)
+        return s
     def encode(self, theta: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
         """Activations ``[x1, a_1, ..., a_L]`` for inputs ``x1 (M, B, in + 1)`` (last column 1);
         ``x1`` may be an expanded ``(n, in + 1)`` tensor shared by all models."""
@@ -186,18 +192,18 @@ class BatchedMTL:
             acts.append(a)
         return acts
 
-    def _heads(self, theta: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        v = self.views(theta)
-        return torch.bmm(a, v[-2].transpose(1, 2)).add_(v[-1].unsqueeze(1))
-
     def forward_rows(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
         """Outputs ``(M, R, C)`` for per-model rows ``x1 (M, R, in + 1)``, each through head ``slot (M, R)``."""
-        out_all = self._heads(theta, self.encode(theta, x1)[-1])
+        v = self.views(theta)
+        a = self.encode(theta, x1)[-1]
+        out_all = torch.bmm(v[-2], a.transpose(1, 2)).add_(v[-1].unsqueeze(2))   # (M, K * C, R)
+        M, _, R = out_all.shape
         if self.K == 1 or slot is None:
-            return out_all[..., :self.C]
-        M, R = slot.shape
-        idx = slot.view(M, R, 1, 1).expand(M, R, 1, self.C)
-        return out_all.view(M, R, self.K, self.C).gather(2, idx).squeeze(2)
+            out = out_all[:, :self.C]
+        else:
+            idx = slot.view(M, 1, 1, R).expand(M, 1, self.C, R)
+            out = out_all.view(M, self.K, self.C, R).gather(1, idx).squeeze(1)
+        return out.transpose(1, 2).contiguous()
 
     def forward_shared(self, theta: torch.Tensor, X1: torch.Tensor, slot: int) -> torch.Tensor:
         """Outputs ``(M, n, C)`` of head ``slot`` of every model on the same rows ``X1 (n, in + 1)``
@@ -205,7 +211,8 @@ class BatchedMTL:
         v = self.views(theta)
         a = self.encode(theta, X1.expand(theta.shape[0], *X1.shape))[-1]
         G = v[-2][:, slot * self.C:(slot + 1) * self.C, :]
-        return torch.bmm(a, G.transpose(1, 2)).add_(v[-1][:, slot * self.C:(slot + 1) * self.C].unsqueeze(1))
+        out = torch.bmm(G, a.transpose(1, 2)).add_(v[-1][:, slot * self.C:(slot + 1) * self.C].unsqueeze(2))
+        return out.transpose(1, 2).contiguous()
 
     def grads(self, theta: torch.Tensor, x1: torch.Tensor, slot: torch.Tensor, target: torch.Tensor,
               weight: torch.Tensor, kind: str) -> list[torch.Tensor]:
@@ -224,44 +231,46 @@ class BatchedMTL:
         K, C = self.K, self.C
         acts = self.encode(theta, x1)
         a = acts[-1]
+        aT = a.transpose(1, 2)
+        # head products in the transposed layout (M, heads, B): a (K*C, h') x (h', B) product per
+        # model is several times faster than (B, h') x (h', K*C) when K*C is small
         if kind == "binary":
             # two logits per head; only their difference matters: p_1 = sigmoid(o_1 - o_0)
             Gd = G[:, 1::2, :] - G[:, 0::2, :]                                   # (M, K, h')
-            diff = torch.bmm(a, Gd.transpose(1, 2)).add_((c[:, 1::2] - c[:, 0::2]).unsqueeze(1))
+            diff = torch.bmm(Gd, aT).add_((c[:, 1::2] - c[:, 0::2]).unsqueeze(2))  # (M, K, B)
             if K > 1:
-                diff = diff.gather(2, slot.unsqueeze(-1))
+                diff = diff.gather(1, slot.unsqueeze(1))
             g = torch.sigmoid(diff.view(M, B)).sub_(target).mul_(weight)       # dL/d(o_1) = -dL/d(o_0)
-            g_all = g.unsqueeze(-1) if K == 1 else g.new_zeros(M, B, K).scatter_(2, slot.unsqueeze(-1), g.unsqueeze(-1))
-            gGd = torch.bmm(g_all.transpose(1, 2), a)                            # (M, K, h')
-            gcd = g_all.sum(1)                                                   # (M, K)
-            gG = torch.stack((-gGd, gGd), dim=2).view(M, K * 2, -1)
-            gc = torch.stack((-gcd, gcd), dim=2).view(M, K * 2)
-            da = torch.bmm(g_all, Gd)
+            g_all = g.unsqueeze(1) if K == 1 else g.new_zeros(M, K, B).scatter_(1, slot.unsqueeze(1), g.unsqueeze(1))
+            sign = self._sign(a)
+            gG = (torch.bmm(g_all, a).unsqueeze(2) * sign.view(1, 1, 2, 1)).view(M, K * 2, -1)
+            gc = (g_all.sum(2).unsqueeze(2) * sign).view(M, K * 2)
+            da = torch.bmm(g_all.transpose(1, 2), Gd)
         else:
-            out_all = torch.bmm(a, G.transpose(1, 2)).add_(c.unsqueeze(1))     # (M, B, K * C)
+            out_all = torch.bmm(G, aT).add_(c.unsqueeze(2))                     # (M, K * C, B)
             if K > 1:
-                idx = slot.view(M, B, 1, 1).expand(M, B, 1, C)
-                out = out_all.view(M, B, K, C).gather(2, idx).squeeze(2)
+                idx = slot.view(M, 1, 1, B).expand(M, 1, C, B)
+                out = out_all.view(M, K, C, B).gather(1, idx).squeeze(1)        # (M, C, B)
             else:
                 out = out_all
             if kind == "multiclass":
-                dout = torch.softmax(out, dim=-1)
-                dout.scatter_add_(-1, target.unsqueeze(-1), torch.full((M, B, 1), -1.0, device=out.device))
-                dout.mul_(weight.unsqueeze(-1))
+                dout = torch.softmax(out, dim=1)
+                dout.scatter_add_(1, target.unsqueeze(1), torch.full((M, 1, B), -1.0, device=out.device))
+                dout.mul_(weight.unsqueeze(1))
             else:
-                dout = (out.squeeze(-1) - target).mul_(weight * 2.0).unsqueeze(-1)
+                dout = (out.squeeze(1) - target).mul_(weight * 2.0).unsqueeze(1)
             if K > 1:
-                d_all = out.new_zeros(M, B, K, C).scatter_(2, idx, dout.unsqueeze(2)).view(M, B, K * C)
+                d_all = out.new_zeros(M, K, C, B).scatter_(1, idx, dout.unsqueeze(1)).view(M, K * C, B)
             else:
                 d_all = dout
-            gG = torch.bmm(d_all.transpose(1, 2), a)
-            gc = d_all.sum(1)
-            da = torch.bmm(d_all, G)
+            gG = torch.bmm(d_all, a)
+            gc = d_all.sum(2)
+            da = torch.bmm(d_all.transpose(1, 2), G)
         L = len(self.hidden)
         out_grads: list[torch.Tensor] = [None] * len(v)  # type: ignore[list-item]
         out_grads[-2], out_grads[-1] = gG, gc
         for i in range(L - 1, -1, -1):
-            dz = torch.ops.aten.threshold_backward(da, acts[i + 1], 0.0)
+            dz = torch.ops.aten.threshold_backward.grad_input(da, acts[i + 1], 0.0, grad_input=da)
             if i == 0:
                 out_grads[0] = torch.bmm(acts[0].transpose(1, 2), dz)
             else:

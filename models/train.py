@@ -348,8 +348,9 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     gbuf = torch.zeros_like(theta)
     best = theta.clone()
     final = torch.empty_like(theta)
-    steps_all = torch.zeros(M, dtype=torch.float32, device=dev)    # Adam step count per model
-    step_t = list(steps_all.unbind(0))
+    n_steps = np.zeros(M, dtype=np.int64)                          # Adam steps taken, per model
+    # Adam step counts as tensors (views of one table: no allocation or copy per step)
+    step_table = torch.arange(1, int(max(s.budget for s in specs)) + 2, dtype=torch.float32, device=dev)
     best_val = np.full(M, np.inf)
     bad = np.zeros(M, dtype=np.int64)
     best_epoch = np.zeros(M, dtype=np.int64)
@@ -361,14 +362,14 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     slot_table = np.zeros((M, prep.data.n_tasks), dtype=np.int64)
     for m, s in enumerate(specs):
         slot_table[m, list(s.subset)] = np.arange(len(s.subset))
-    slot_table_d = torch.from_numpy(slot_table).to(dev)
+    n_tasks = prep.data.n_tasks
+    slot_flat_d = torch.from_numpy(slot_table.reshape(-1)).to(dev)
     task_d = torch.from_numpy(task_np).to(dev)
+    y_train = prep.y.to(torch.float32) if kind == "binary" else prep.y
     b1, b2 = config.betas
     patience = config.patience or 0
     alive = np.arange(M)
     epoch = 0
-    rows_of = lambda t: list(t.unbind(0))  # noqa: E731  per-model row views for the fused Adam
-    lists = [rows_of(t) for t in (theta, gbuf, m1, m2)]
     while len(alive):
         A = len(alive)
         alive_d = torch.from_numpy(alive).to(dev)
@@ -376,7 +377,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         s_m = np.minimum(spe[alive], remaining[alive])
         S = int(s_m.max())
         if S > 0:
-            # this epoch's mini-batches: (A, S, B) row indices; padding rows have weight 0. The only
+            # this epoch's mini-batches: (S, A, B) row indices; padding rows have weight 0. The only
             # per-model work is drawing each model's permutation from its own generator.
             Bc = config.batch_size
             n_j = np.zeros(A, dtype=np.int64)
@@ -386,22 +387,18 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                     perm = rngs[m].permutation(specs[m].rows)
                     n_j[j] = min(len(perm), int(s_m[j]) * Bc)
                     flat[j, :n_j[j]] = perm[:n_j[j]]
-            cnt = np.clip(n_j[:, None] - np.arange(S)[None, :] * Bc, 0, Bc)             # (A, S)
-            valid = np.arange(Bc)[None, None, :] < cnt[:, :, None]
-            wv = np.where(valid, 1.0 / np.maximum(cnt, 1)[:, :, None], 0.0).astype(np.float32)
-            if B == Bc:
-                idx, w = flat.reshape(A, S, B), wv
-            else:
-                idx = np.zeros((A, S, B), dtype=np.int64)
-                w = np.zeros((A, S, B), dtype=np.float32)
-                idx[:, :, :Bc], w[:, :, :Bc] = flat.reshape(A, S, Bc), wv
-            to_dev = lambda a: torch.from_numpy(a).to(dev).transpose(0, 1).contiguous()  # noqa: E731  (S, A, B)
-            idx_d, w_d = to_dev(idx), to_dev(w)
-            slot_d = slot_table_d.index_select(0, alive_d).gather(1, task_d[idx_d].permute(1, 0, 2).reshape(A, -1))
-            slot_d = slot_d.view(A, S, B).transpose(0, 1).contiguous()
-            y_d = prep.y[idx_d]
-            if kind == "binary":
-                y_d = y_d.to(torch.float32)
+            cnt = np.clip(n_j[None, :] - np.arange(S)[:, None] * Bc, 0, Bc)             # (S, A)
+            idx = np.zeros((S, A, B), dtype=np.int64)
+            idx[:, :, :Bc] = flat.reshape(A, S, Bc).transpose(1, 0, 2)
+            w = (np.arange(B, dtype=np.int64) < cnt[:, :, None]).astype(np.float32)
+            w *= (1.0 / np.maximum(cnt, 1)).astype(np.float32)[:, :, None]
+            idx_d = torch.from_numpy(idx).to(dev)
+            w_d = torch.from_numpy(w).to(dev)
+            flat_d = idx_d.view(-1)
+            # slot of each row in its model: slot_table[model, task[row]], one flat lookup
+            key = task_d.index_select(0, flat_d).view(S, A, B).add_(alive_d.view(1, A, 1) * n_tasks)
+            slot_d = slot_flat_d.index_select(0, key.view(-1)).view(S, A, B)
+            y_d = y_train.index_select(0, flat_d).view(S, A, B)
             active = np.arange(S)[:, None] < s_m[None, :]
             for s in range(S):
                 x1 = prep.X1.index_select(0, idx_d[s].view(-1)).view(A, B, p + 1)
@@ -409,18 +406,18 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                 if net.P > net.offsets[-1]:
                     grads.append(pad_block)
                 torch.cat([g.reshape(A, -1) for g in grads], dim=1, out=gbuf)
-                if config.weight_decay:
-                    gbuf.add_(theta, alpha=config.weight_decay)   # L2 penalty, as torch.optim.Adam(weight_decay=)
-                if active[s].all():
-                    sel = lists + [[step_t[m] for m in alive]]
-                    steps_all[alive_d] += 1.0
-                else:
-                    js = np.flatnonzero(active[s])
-                    sel = [[lst[j] for j in js] for lst in lists] + [[step_t[alive[j]] for j in js]]
-                    steps_all[torch.from_numpy(alive[js]).to(dev)] += 1.0
-                torch._fused_adam_(sel[0], sel[1], sel[2], sel[3], [], sel[4], lr=config.lr, beta1=b1,
-                                   beta2=b2, weight_decay=0.0, eps=config.eps, amsgrad=False, maximize=False)
+                if s == 0 or (active[s] != active[s - 1]).any():
+                    runs = _adam_runs(active[s], n_steps[alive])
+                # Adam, one fused call per run of consecutive models with equal step counts (one call
+                # for the whole group when all step together); the update of an element depends only
+                # on its own values, so how models are cut into runs changes nothing
+                for a, b, c in runs:
+                    sl = [[t[a:b].view(-1)] for t in (theta, gbuf, m1, m2)]
+                    torch._fused_adam_(sl[0], sl[1], sl[2], sl[3], [], [step_table[c + s]], lr=config.lr,
+                                       beta1=b1, beta2=b2, weight_decay=config.weight_decay, eps=config.eps,
+                                       amsgrad=False, maximize=False)
             remaining[alive] -= s_m
+            n_steps[alive] += s_m
         epochs_run[alive] += (s_m > 0)
         with torch.no_grad():
             val = _early_stop_loss(_shared(net, theta, prep.Xv1), prep.yv, prep).double().cpu().numpy()
@@ -439,7 +436,6 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
             keep = torch.from_numpy(np.flatnonzero(~done)).to(dev)
             theta, m1, m2, best = (t.index_select(0, keep) for t in (theta, m1, m2, best))
             gbuf = torch.empty_like(theta)
-            lists = [rows_of(t) for t in (theta, gbuf, m1, m2)]
             alive = alive[~done]
         epoch += 1
     with torch.no_grad():
@@ -452,6 +448,17 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                                 device=str(dev), seed=s.seed, epochs=int(epochs_run[m]),
                                 best_epoch=int(best_epoch[m]), n_train=len(s.rows)))
     return out
+
+
+def _adam_runs(active: np.ndarray, n_steps: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, end, steps)``: maximal runs of consecutive active models with equal step counts."""
+    js = np.flatnonzero(active)
+    if not len(js):
+        return []
+    cut = np.flatnonzero((np.diff(js) != 1) | (np.diff(n_steps[js]) != 0)) + 1
+    starts = np.concatenate([[0], cut])
+    ends = np.concatenate([cut, [len(js)]])
+    return [(int(js[a]), int(js[e - 1]) + 1, int(n_steps[js[a]])) for a, e in zip(starts, ends)]
 
 
 def _shared(net: BatchedMTL, theta: torch.Tensor, X1: torch.Tensor) -> torch.Tensor:
@@ -482,7 +489,8 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     R = -(-max(1, max(len(r) for r in rows_per)) // 16) * 16
     K = net.K
     member = np.full((M, K), np.nan)
-    step = max(2, (1 << 21) // R)
+    # CPU: pieces of about 32k rows (a piece's activations stay in the caches); GPU: large pieces
+    step = max(2, (1 << (21 if dev.type == "cuda" else 15)) // R)
     bounds = list(range(0, M, step)) + [M]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         del bounds[-2]  # never a piece of one model (other kernel paths; see _train_group)
@@ -494,8 +502,9 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
             n = len(rows_per[j])
             idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
         idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
-        out = net.forward_rows(theta[a:b], prep.X1[idx_d], sl_d)
-        per = _per_row(out, prep.y[idx_d], prep, loss) * wt_d
+        flat = idx_d.view(-1)
+        out = net.forward_rows(theta[a:b], prep.X1.index_select(0, flat).view(b - a, R, -1), sl_d)
+        per = _per_row(out, prep.y.index_select(0, flat).view(b - a, R), prep, loss) * wt_d
         sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per.double())
         cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
         member[a:b] = (sums / cnts).cpu().numpy()
