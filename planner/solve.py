@@ -10,7 +10,14 @@ import math
 import time
 from typing import Any, Callable
 
-from planner.status import InfeasibleSolution, PlannerError, SolveResult, SolveStatus, SolverUnavailable
+from planner.status import (
+    InfeasibleSolution,
+    PlannerError,
+    SolveResult,
+    SolveStatus,
+    SolverUnavailable,
+    UsageError,
+)
 
 Backend = Callable[[Any, "float | None", dict], SolveResult]
 
@@ -45,13 +52,13 @@ def solve(problem, solver: str = "auto", time_limit: float | None = None, option
     kind = problem.kind
     available = _BACKENDS.get(kind, {})
     if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
-        raise PlannerError(f"time limit must be a non-negative number of seconds, got {time_limit}")
+        raise UsageError(f"time limit must be a non-negative number of seconds, got {time_limit}")
     if solver == "auto":
         order = _AUTO[kind](problem) if kind in _AUTO else sorted(available)
         order = [name for name in order if name in available]
     else:
         if solver not in available:
-            raise PlannerError(
+            raise UsageError(
                 f"solver {solver!r} does not solve {kind} instances (available: {', '.join(sorted(available))})"
             )
         order = [solver]

@@ -67,6 +67,12 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class UsageError(PlannerError):
+    """A request that cannot be meant as given (a solver that does not solve this kind, ...)."""
+
+    exit_code = 2
+
+
 class SolverUnavailable(PlannerError):
     """A backend cannot run here (package missing, or the input is too large for it)."""
 

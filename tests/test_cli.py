@@ -51,6 +51,8 @@ def test_exit_2_for_bad_options(tmp_path):
     path = write(tmp_path, random_selection_dict(4, 0.0, seed=1))
     assert run("solve", path, "--solver", "gurobi").exit_code == 2
     assert run("solve", path, "--time-limit", "-1").exit_code == 2
+    res = run("solve", path, "--solver", "dp")  # dp solves budget instances only
+    assert res.exit_code == 2 and "does not solve selection instances" in res.stderr
 
 
 def test_exit_3_infeasible(tmp_path):
