@@ -366,6 +366,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     slot_flat_d = torch.from_numpy(slot_table.reshape(-1)).to(dev)
     task_d = torch.from_numpy(task_np).to(dev)
     y_train = prep.y.to(torch.float32) if kind == "binary" else prep.y
+    x_buf = None
     b1, b2 = config.betas
     patience = config.patience or 0
     alive = np.arange(M)
@@ -399,9 +400,14 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
             key = task_d.index_select(0, flat_d).view(S, A, B).add_(alive_d.view(1, A, 1) * n_tasks)
             slot_d = slot_flat_d.index_select(0, key.view(-1)).view(S, A, B)
             y_d = y_train.index_select(0, flat_d).view(S, A, B)
+            # all of the epoch's input rows in one gather (into a buffer kept for the whole group)
+            if x_buf is None or x_buf.numel() < flat_d.numel() * (p + 1):
+                x_buf = prep.X1.new_empty(flat_d.numel() * (p + 1))
+            x_all = torch.index_select(prep.X1, 0, flat_d, out=x_buf[:flat_d.numel() * (p + 1)].view(-1, p + 1))
+            x_all = x_all.view(S, A, B, p + 1)
             active = np.arange(S)[:, None] < s_m[None, :]
             for s in range(S):
-                x1 = prep.X1.index_select(0, idx_d[s].view(-1)).view(A, B, p + 1)
+                x1 = x_all[s]
                 grads = net.grads(theta, x1, slot_d[s], y_d[s], w_d[s], kind)
                 if net.P > net.offsets[-1]:
                     grads.append(pad_block)
