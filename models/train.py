@@ -400,14 +400,19 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
             key = task_d.index_select(0, flat_d).view(S, A, B).add_(alive_d.view(1, A, 1) * n_tasks)
             slot_d = slot_flat_d.index_select(0, key.view(-1)).view(S, A, B)
             y_d = y_train.index_select(0, flat_d).view(S, A, B)
-            # all of the epoch's input rows in one gather (into a buffer kept for the whole group)
-            if x_buf is None or x_buf.numel() < flat_d.numel() * (p + 1):
-                x_buf = prep.X1.new_empty(flat_d.numel() * (p + 1))
-            x_all = torch.index_select(prep.X1, 0, flat_d, out=x_buf[:flat_d.numel() * (p + 1)].view(-1, p + 1))
-            x_all = x_all.view(S, A, B, p + 1)
+            # the input rows of many steps in one gather, into a buffer kept for the whole group
+            # (at most 2^23 floats: 32 MiB)
+            per_step = A * B * (p + 1)
+            span = max(1, min(S, (1 << 23) // per_step))
+            if x_buf is None or x_buf.numel() < span * per_step:
+                x_buf = prep.X1.new_empty(span * per_step)
             active = np.arange(S)[:, None] < s_m[None, :]
             for s in range(S):
-                x1 = x_all[s]
+                if s % span == 0:
+                    n = min(span, S - s)
+                    x_all = torch.index_select(prep.X1, 0, idx_d[s:s + n].view(-1),
+                                               out=x_buf[:n * per_step].view(n * A * B, p + 1)).view(n, A, B, p + 1)
+                x1 = x_all[s % span]
                 grads = net.grads(theta, x1, slot_d[s], y_d[s], w_d[s], kind)
                 if net.P > net.offsets[-1]:
                     grads.append(pad_block)
