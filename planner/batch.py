@@ -153,19 +153,10 @@ def file_digest(path: str | os.PathLike) -> str | None:
 def _load(path: Path, raw: bytes):
     """Parse and validate bytes already read from ``path`` (the same checks as ``load_instance``)."""
     from planner.instance import parse_instance
-    from planner.io import MAX_FILE_BYTES, parse_text
-    from planner.status import InstanceError
+    from planner.io import parse_bytes
 
     source = str(path)
-    if len(raw) > MAX_FILE_BYTES:
-        raise InstanceError(source, "", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InstanceError(source, "", "not UTF-8 text") from None
-    if not text.strip():
-        raise InstanceError(source, "", "file is empty")
-    data = parse_text(text, source)
+    data = parse_bytes(raw, source)
     return parse_instance(data, source=source, default_name=Path(_strip_suffix(path.name)).name)
 
 

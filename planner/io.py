@@ -124,6 +124,13 @@ def read_data_file(path: str | os.PathLike) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise InstanceError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    return parse_bytes(raw, source)
+
+
+def parse_bytes(raw: bytes, source: str) -> Any:
+    """Parse the bytes of a JSON/YAML file read elsewhere (size, encoding and syntax checked)."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise InstanceError(source, "", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -48,7 +48,15 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 class StoreError(PlannerError):
+    """The store cannot be used as asked (not a store, other settings): an input problem."""
+
     exit_code = 2
+
+
+class StoreWriteError(StoreError):
+    """Writing failed (disk full, read-only, locked): a runtime error."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ class Store:
                 self.conn.execute("ROLLBACK")
             except sqlite3.OperationalError:
                 pass
-            raise StoreError(f"{self.path}: cannot write ({exc})") from None
+            raise StoreWriteError(f"{self.path}: cannot write ({exc})") from None
         return added
 
     def runs(self, study: str) -> list[RunRecord]:
