@@ -36,10 +36,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .data import TEST, TRAIN, VAL, DataError, TaskData
+from .data import TEST, VAL, DataError, TaskData
 from .losses import PER_ROW, resolve_loss
 from .mtl import MTLNet, init_params
-from .train import TrainConfig, resolve_device
+from .train import TrainConfig, resolve_device, scaled_labels, training_rows
 
 
 @dataclass
@@ -98,23 +98,8 @@ def _prepare(data: TaskData, config: TrainConfig) -> _Prep:
         raise TypeError("data must be a TaskData")
     loss = resolve_loss(config.loss, data.n_classes)
     device = resolve_device(config.device)
-    if data.n_classes:
-        y_np = data.y.astype(np.int64)
-        y_scale = 1.0
-    else:
-        tr = data.y[data.split == TRAIN].astype(np.float64)
-        mu = float(tr.mean()) if len(tr) else 0.0
-        sd = float(tr.std()) if len(tr) > 1 else 1.0
-        y_scale = sd if sd > 0 else 1.0
-        y_np = ((data.y.astype(np.float64) - mu) / y_scale).astype(np.float32)
-    train_rows = []
-    for t in range(data.n_tasks):
-        rows = data.rows(t, TRAIN)
-        if config.train_fraction < 1.0 and len(rows):
-            n_keep = max(1, int(round(config.train_fraction * len(rows))))
-            rng = np.random.default_rng([config.subsample_seed, t])
-            rows = np.sort(rng.choice(rows, size=n_keep, replace=False))
-        train_rows.append(rows)
+    y_np, y_scale = scaled_labels(data)
+    train_rows = training_rows(data, config)
     return _Prep(data=data, loss=loss, train_loss="ce" if data.n_classes else "mse", device=device,
                  X=torch.from_numpy(data.X).to(device), y=torch.from_numpy(y_np).to(device), y_scale=y_scale,
                  out_dim=data.n_classes if data.n_classes else 1, train_rows=train_rows,

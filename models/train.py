@@ -184,6 +184,31 @@ class _Prepared:
         self.Xv, self.Xv1, self.yv = self.X[vr], self.X1[vr], self.y[vr]
 
 
+def scaled_labels(data: TaskData) -> tuple[np.ndarray, float]:
+    """Labels as the trainer uses them: class indices, or regression targets standardised with the
+    training rows' mean and standard deviation (returned as the scale that undoes it)."""
+    if data.n_classes:
+        return data.y.astype(np.int64), 1.0
+    tr = data.y[data.split == TRAIN].astype(np.float64)
+    mu = float(tr.mean()) if len(tr) else 0.0
+    sd = float(tr.std()) if len(tr) > 1 else 1.0
+    y_scale = sd if sd > 0 else 1.0
+    return ((data.y.astype(np.float64) - mu) / y_scale).astype(np.float32), y_scale
+
+
+def training_rows(data: TaskData, config: TrainConfig) -> list[np.ndarray]:
+    """Each task's training rows; with ``train_fraction < 1`` the same seeded fraction for every model."""
+    out = []
+    for t in range(data.n_tasks):
+        rows = data.rows(t, TRAIN)
+        if config.train_fraction < 1.0 and len(rows):
+            n_keep = max(1, int(round(config.train_fraction * len(rows))))
+            rng = np.random.default_rng([config.subsample_seed, t])
+            rows = np.sort(rng.choice(rows, size=n_keep, replace=False))
+        out.append(rows)
+    return out
+
+
 def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
     if not isinstance(data, TaskData):
         raise TypeError("data must be a TaskData")
@@ -193,24 +218,9 @@ def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
     counts = data.counts()
     if counts[target, VAL] == 0:
         raise DataError(f"target task {data.task_names[target]!r} has no validation rows")
-    if data.n_classes:
-        y_np = data.y.astype(np.int64)
-        y_scale = 1.0
-    else:
-        tr = data.y[data.split == TRAIN].astype(np.float64)
-        mu = float(tr.mean()) if len(tr) else 0.0
-        sd = float(tr.std()) if len(tr) > 1 else 1.0
-        y_scale = sd if sd > 0 else 1.0
-        y_np = ((data.y.astype(np.float64) - mu) / y_scale).astype(np.float32)
-    train_rows, val_rows = [], []
-    for t in range(data.n_tasks):
-        rows = data.rows(t, TRAIN)
-        if config.train_fraction < 1.0 and len(rows):
-            n_keep = max(1, int(round(config.train_fraction * len(rows))))
-            rng = np.random.default_rng([config.subsample_seed, t])
-            rows = np.sort(rng.choice(rows, size=n_keep, replace=False))
-        train_rows.append(rows)
-        val_rows.append(data.rows(t, VAL))
+    y_np, y_scale = scaled_labels(data)
+    train_rows = training_rows(data, config)
+    val_rows = [data.rows(t, VAL) for t in range(data.n_tasks)]
     return _Prepared(data=data, target=target, loss=loss, train_loss="ce" if data.n_classes else "mse",
                      device=device, X=torch.from_numpy(data.X).to(device),
                      X1=torch.from_numpy(np.hstack([data.X, np.ones((len(data.X), 1), np.float32)])).to(device),
