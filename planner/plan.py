@@ -140,6 +140,7 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
             "f1_transfer": _num(diag["f1_transfer"]),
             "mse": _num(diag["mse"]),
             "noise_floor": _num(diag["noise_floor"]),
+            "positive_transfer_rate": _num(diag["positive_transfer_rate"]),
             "kind": diag["surrogate"],
             "n_fit": diag["n_fit"],
             "n_held_out": diag["n_held_out"],
@@ -188,6 +189,10 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
         f"surrogate ({s['kind']}, {s['n_subsets']} subsets, held-out {s['n_held_out']}): Spearman {_f(s['spearman'])}, "
         f"transfer F1 {_f(s['f1_transfer'])}, MSE {_f(s['mse'], 3)} vs noise floor {_f(s['noise_floor'], 3)}"
     )
+    rate = s.get("positive_transfer_rate")
+    if rate in (0.0, 1.0):
+        rows.append(f"  (every held-out subset {'beat' if rate == 1.0 else 'lost to'} the target alone, so transfer F1 "
+                    "says nothing here)")
     chosen = report["selected"]
     shown = ", ".join(chosen[:12]) + (f", ... ({len(chosen) - 12} more)" if len(chosen) > 12 else "")
     rows.append(f"selected {len(chosen)} of {len(report['scores'])} sources: {shown or '(none: train the target alone)'}")
