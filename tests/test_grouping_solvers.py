@@ -166,7 +166,7 @@ def test_cover_with_derived_values_matches_oracle(rule):
 def test_compact_clique_model_matches_oracle_on_a_small_instance():
     rng = np.random.default_rng(3)
     data = instance_from_affinity([f"t{i}" for i in range(6)], random_matrix(rng, 6, symmetric=True), max_groups=3)
-    r = solve(parse_instance(data), "highs", 30, {"column_limit": 0, "cg_max_tasks": 0})
+    r = solve(parse_instance(data), "highs", 30, {"column_limit": 0, "cg_max_tasks": 0, "large_partition": "compact"})
     assert r.status is SolveStatus.OPTIMAL
     assert r.objective == pytest.approx(oracle_partition(data), abs=TOL)
 

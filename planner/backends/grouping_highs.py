@@ -6,8 +6,9 @@
   - up to ``CG_MAX_TASKS`` tasks: column generation with exhaustive (vectorised) pricing over every
     subset, then the restricted master as a MIP; optimality is proven by reduced-cost enumeration
     (:func:`solve_partition_cg`);
-  - beyond that, a compact clique-partitioning model (:func:`build_partition_compact`) started from
-    the local-search heuristic; its bound is HiGHS's MIP bound.
+  - beyond that, column generation with MIP pricing (:mod:`planner.backends.grouping_colgen`); the
+    compact clique-partitioning model (:func:`build_partition_compact`) with
+    ``options["large_partition"] = "compact"``.
 """
 from __future__ import annotations
 
@@ -38,7 +39,11 @@ def solve_highs(problem, time_limit: float | None, options: dict) -> SolveResult
         return _solve_pyomo(problem, build_partition_columns(problem, cands), cands, clock, options)
     if problem.n <= int(options.get("cg_max_tasks", CG_MAX_TASKS)):
         return solve_partition_cg(problem, clock, options)
-    return solve_partition_compact(problem, clock, options)
+    if options.get("large_partition", "colgen") == "compact":
+        return solve_partition_compact(problem, clock, options)
+    from planner.backends.grouping_colgen import solve_partition_colgen
+
+    return solve_partition_colgen(problem, clock, options)
 
 
 # ---------------------------------------------------------------------- Pyomo models
