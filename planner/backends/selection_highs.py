@@ -6,6 +6,8 @@ needs (exact at binary x): theta_ij < 0 -> y <= x_i, y <= x_j; theta_ij > 0 -> y
 """
 from __future__ import annotations
 
+import time
+
 import pyomo.environ as pyo
 
 from planner.backends.pyomo_highs import run_highs
@@ -66,7 +68,10 @@ def solve_highs(problem, time_limit: float | None, options: dict) -> SolveResult
     if problem.k == 0:
         return SolveResult(SolveStatus.OPTIMAL, solution=problem.make_solution([]), solver="highs",
                            bound=problem.intercept)
+    start = time.perf_counter()
     m = build_selection_model(problem, use_fixings=bool(options.get("fixings", True)))
+    if time_limit is not None:  # building a large model takes seconds: it counts against the limit
+        time_limit = max(0.0, time_limit - (time.perf_counter() - start))
     out = run_highs(m, time_limit, "min", options)
     solution = None
     if out.has_solution and out.status.has_solution:
