@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from planner.backends.grouping_common import Clock, new_highs, result_from_chosen
+from planner.backends.grouping_common import Clock, PartitionMaster, new_highs, result_from_chosen
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
 EPS = 1e-7  # a column improves the master when its reduced cost exceeds this
@@ -163,83 +163,6 @@ def price_heuristic(V: _Values, pi: np.ndarray, mu: float, limit: int, rng) -> l
 
 
 # ---------------------------------------------------------------------- master
-class _RMP:
-    """Restricted master: max sum w_G y_G, sum_{G ni a} y_G = 1, sum y_G <= K (artificials keep it feasible)."""
-
-    def __init__(self, n: int, K: int | None, big: float, threads: int = 1):
-        import highspy
-
-        self.hs = highspy
-        self.n, self.K = n, K
-        h = self.h = new_highs()
-        h.setOptionValue("threads", threads)
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        empty_i, empty_v = np.array([], dtype=np.int32), np.array([], dtype=float)
-        for _ in range(n):
-            h.addRow(1.0, 1.0, 0, empty_i, empty_v)
-        if K is not None:
-            h.addRow(-highspy.kHighsInf, float(K), 0, empty_i, empty_v)
-        for a in range(n):
-            h.addCol(-big, 0.0, 1.0, 1, np.array([a], dtype=np.int32), np.array([1.0]))
-        self.masks: list[int] = []
-        self.values: list[float] = []
-        self.seen: set[int] = set()
-
-    def add(self, mask: int, value: float) -> bool:
-        if mask in self.seen:
-            return False
-        rows = [a for a in range(self.n) if mask >> a & 1]
-        if self.K is not None:
-            rows.append(self.n)
-        self.h.addCol(float(value), 0.0, self.hs.kHighsInf, len(rows), np.array(rows, dtype=np.int32), np.ones(len(rows)))
-        self.seen.add(mask)
-        self.masks.append(mask)
-        self.values.append(float(value))
-        return True
-
-    def solve_lp(self):
-        self.h.run()
-        sol = self.h.getSolution()
-        duals = np.array(sol.row_dual)
-        pi = duals[: self.n]
-        mu = float(duals[self.n]) if self.K is not None else 0.0
-        art = float(np.max(np.array(sol.col_value[: self.n]))) if self.n else 0.0
-        return float(self.h.getInfo().objective_function_value), pi, mu, art
-
-    def solve_ip(self, time_limit: float | None, start: list[int] | None = None):
-        """Integer master over the generated columns: (chosen masks, value, proven optimal over them)."""
-        hs, h, n = self.hs, self.h, self.n
-        ncol = h.getNumCol()
-        idx = np.arange(n, ncol, dtype=np.int32)
-        h.changeColsIntegrality(len(idx), idx, np.array([hs.HighsVarType.kInteger] * len(idx)))
-        art = np.arange(n, dtype=np.int32)
-        h.changeColsBounds(n, art, np.zeros(n), np.zeros(n))
-        h.setOptionValue("mip_rel_gap", 0.0)
-        h.setOptionValue("mip_abs_gap", 1e-9)
-        h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else hs.kHighsInf)
-        if start:
-            sol = hs.HighsSolution()
-            vals = np.zeros(ncol)
-            pos = {m: j for j, m in enumerate(self.masks)}
-            for m in start:
-                if m in pos:
-                    vals[n + pos[m]] = 1.0
-            sol.col_value = list(vals)
-            sol.value_valid = True
-            h.setSolution(sol)
-        h.run()
-        ms = h.getModelStatus()
-        info = h.getInfo()
-        chosen = []
-        if info.primal_solution_status == 2:
-            vals = np.array(h.getSolution().col_value[n:])
-            chosen = [self.masks[j] for j in np.flatnonzero(vals > 0.5)]
-        h.changeColsIntegrality(len(idx), idx, np.array([hs.HighsVarType.kContinuous] * len(idx)))
-        h.changeColsBounds(n, art, np.zeros(n), np.ones(n))
-        value = float(sum(self.values[self.masks.index(m)] for m in chosen)) if chosen else -math.inf
-        return chosen, value, ms == hs.HighsModelStatus.kOptimal
-
-
 # ---------------------------------------------------------------------- driver
 def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     """Column generation with heuristic-then-exact (MIP) pricing; the integer master over the columns."""
@@ -267,7 +190,7 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     except SolverUnavailable:  # pragma: no cover - derived partition instances only
         heur = None
     scale_w = 0.5 * float(np.abs(V.W).sum()) + float(np.abs(V.d).sum()) + 1.0
-    rmp = _RMP(n, K, big=2.0 * n * scale_w, threads=threads)
+    rmp = PartitionMaster(n, K, big=2.0 * n * scale_w, threads=threads)
     heur_masks: list[int] = []
     if heur is not None:
         for g in heur[0]:
@@ -290,7 +213,8 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     stop_at = None if total is None else total * (1 - ip_reserve)
     while True:
         rounds += 1
-        z, pi, mu, art = rmp.solve_lp()
+        z, pi, mu, art_cols = rmp.solve_lp()
+        art = float(np.max(art_cols)) if n else 0.0
         if stop_at is not None and clock.elapsed() >= stop_at:
             break
         cols = price_heuristic(V, pi, mu, per_round, rng)
@@ -312,7 +236,9 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
         return SolveResult(SolveStatus.INFEASIBLE, solver="highs",
                            message=message + "; the linear relaxation has no partition meeting max_groups")
     left = clock.left()
-    chosen, z_ip, ip_opt = rmp.solve_ip(left, start=heur_masks or None)
+    ip_status, chosen, _ = rmp.solve_ip(left, start=heur_masks or None, abs_gap=1e-9)
+    ip_opt = ip_status == rmp.hs.HighsModelStatus.kOptimal
+    z_ip = float(sum(rmp.values[rmp.index[m]] for m in chosen)) if chosen else -math.inf
     message += f"; integer master {'optimal over the columns' if ip_opt else 'stopped'}"
     inc_masks, inc_val = chosen, z_ip
     if heur is not None:

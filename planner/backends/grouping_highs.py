@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from planner.backends.grouping_common import Clock, new_highs, result_from_chosen, stdout_to_stderr
+from planner.backends.grouping_common import Clock, PartitionMaster, new_highs, result_from_chosen, stdout_to_stderr
 from planner.solve import register_backend
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
@@ -323,80 +323,6 @@ def _mask_sums(vec: np.ndarray, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- column generation
-class _Master:
-    """Restricted master over columns (task masks): max sum w_G y_G, sum_{G ni a} y_G = 1, sum y_G <= K."""
-
-    def __init__(self, problem, big: float):
-        import highspy
-
-        self.hs = highspy
-        self.n = problem.n
-        self.K = problem.max_groups
-        self.h = new_highs()
-        h = self.h
-        h.setOptionValue("threads", 1)
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        inf = highspy.kHighsInf
-        for _ in range(self.n):
-            h.addRow(1.0, 1.0, 0, np.array([], dtype=np.int32), np.array([], dtype=float))
-        if self.K is not None:
-            h.addRow(-inf, float(self.K), 0, np.array([], dtype=np.int32), np.array([], dtype=float))
-        # artificial columns (penalised) keep every restricted master feasible
-        for a in range(self.n):
-            h.addCol(-big, 0.0, 1.0, 1, np.array([a], dtype=np.int32), np.array([1.0]))
-        self.masks: list[int] = []
-        self.index: dict[int, int] = {}
-
-    def add(self, masks, w) -> int:
-        added = 0
-        for mask in masks:
-            mask = int(mask)
-            if mask in self.index:
-                continue
-            rows = [a for a in range(self.n) if mask >> a & 1]
-            if self.K is not None:
-                rows.append(self.n)
-            self.h.addCol(float(w[mask]), 0.0, self.hs.kHighsInf, len(rows), np.array(rows, dtype=np.int32), np.ones(len(rows)))
-            self.index[mask] = len(self.masks)
-            self.masks.append(mask)
-            added += 1
-        return added
-
-    def solve_lp(self):
-        self.h.run()
-        sol = self.h.getSolution()
-        duals = np.array(sol.row_dual)
-        # HiGHS: reduced cost d_j = c_j - A_j^T y for the row duals y, whatever the sense
-        pi = duals[: self.n]
-        mu = duals[self.n] if self.K is not None else 0.0
-        art = np.array(sol.col_value[: self.n])
-        return self.h.getInfo().objective_function_value, pi, mu, art
-
-    def solve_ip(self, time_left: float | None):
-        h = self.h
-        ncols = h.getNumCol()
-        idx = np.arange(self.n, ncols, dtype=np.int32)
-        h.changeColsIntegrality(len(idx), idx, np.array([self.hs.HighsVarType.kInteger] * len(idx)))
-        # forbid artificial columns in the integer master
-        art = np.arange(self.n, dtype=np.int32)
-        h.changeColsBounds(self.n, art, np.zeros(self.n), np.zeros(self.n))
-        h.setOptionValue("mip_rel_gap", 0.0)
-        h.setOptionValue("mip_abs_gap", 0.0)
-        h.setOptionValue("time_limit", float(time_left) if time_left is not None else self.hs.kHighsInf)
-        h.run()
-        status = h.getModelStatus()
-        info = h.getInfo()
-        sol = h.getSolution()
-        chosen = []
-        if info.primal_solution_status == 2:  # kSolutionStatusFeasible
-            vals = np.array(sol.col_value[self.n:])
-            chosen = [self.masks[j] for j in np.nonzero(vals > 0.5)[0]]
-        # restore LP form
-        h.changeColsIntegrality(len(idx), idx, np.array([self.hs.HighsVarType.kContinuous] * len(idx)))
-        h.changeColsBounds(self.n, art, np.zeros(self.n), np.ones(self.n))
-        return status, chosen, info.mip_dual_bound
-
-
 def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
     """Column generation with exact pricing by enumeration, then a provably optimal integer master."""
     from planner.backends.grouping_heuristic import local_search
@@ -411,7 +337,7 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
     if infeasible:
         return SolveResult(SolveStatus.INFEASIBLE, solver="highs", message=infeasible)
     big = 1.0 + 2.0 * float(np.abs(w[finite]).max()) * n
-    master = _Master(problem, big)
+    master = PartitionMaster(n, problem.max_groups, big)
     # start: singletons, and the local-search grouping when there is one
     start = [1 << a for a in range(n) if finite[1 << a]]
     heur = None
@@ -421,7 +347,7 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
         heur = None
     if heur is not None:
         start += [sum(1 << problem.index[t] for t in g) for g in heur[0]]
-    master.add(start, w)
+    _add_columns(master, start, w)
     per_round = int(options.get("columns_per_round", 60))
     rounds = 0
     z_lp = None
@@ -439,7 +365,7 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
             break
         k = min(per_round, int(np.count_nonzero(rc > 1e-9)))
         top = np.argpartition(-rc, k - 1)[:k]
-        master.add(top, w)
+        _add_columns(master, top, w)
     message = f"column generation: {rounds} rounds, {len(master.masks)} columns"
     if stopped:
         # Lagrangian bound: z_RMP + K * max reduced cost (valid for any duals; only with artificials at 0)
@@ -466,7 +392,7 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
     if len(gap_cols) > GAP_COLUMN_LIMIT or clock.over():
         return _cg_result(problem, chosen, heur, SolveStatus.FEASIBLE, sign * z_lp * problem.scale,
                           message + f"; {len(gap_cols)} columns within the gap, not enumerated")
-    master.add(gap_cols, w)
+    _add_columns(master, gap_cols, w)
     status, chosen2, mip_bound = master.solve_ip(clock.left())
     message += f"; {len(gap_cols)} reduced-cost columns enumerated"
     if status == master.hs.HighsModelStatus.kOptimal and chosen2:
@@ -475,6 +401,10 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
     bound = sign * min(z_lp, mip_bound if math.isfinite(mip_bound) else z_lp) * problem.scale
     best = chosen2 if chosen2 and _value_of(chosen2, w) >= z_ip else chosen
     return _cg_result(problem, best, heur, SolveStatus.FEASIBLE, bound, message + "; time limit in the final MIP")
+
+
+def _add_columns(master, masks, w) -> int:
+    return sum(master.add(int(m), float(w[int(m)])) for m in masks)
 
 
 def _value_of(masks, w) -> float:
