@@ -132,6 +132,11 @@ def train_config(hidden, epochs, lr, batch_size, patience, train_fraction, epoch
             raise ValueError
     except ValueError:
         raise CLIError(f"--hidden: expected positive integers separated by commas, got {hidden!r}", 2) from None
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError("--device cuda: CUDA is not available on this machine (use auto or cpu)", 2)
     try:
         return TrainConfig(hidden=widths, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience or None,
                            train_fraction=train_fraction, epoch_fraction=epoch_fraction, loss=loss, device=device)

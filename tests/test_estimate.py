@@ -238,6 +238,8 @@ def test_cli_plan_json_report_follows_the_contract(tmp_path, csv_path):
         (["--target", "target", "--label-column", "missing"], "missing"),
         (["--target", "target", "--exclude", "zzz"], "--exclude: unknown task 'zzz'"),
         (["--target", "target", "--hidden", "a,b"], "--hidden"),
+        pytest.param(["--target", "target", "--device", "cuda"], "CUDA is not available",
+                     marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is here")),
     ],
 )
 def test_cli_plan_bad_input_exit_2(csv_path, args, needle):
