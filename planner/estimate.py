@@ -23,7 +23,7 @@ import numpy as np
 
 from planner.executors import EXECUTORS, Job
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
-from planner.status import PlannerError
+from planner.status import PlannerError, UsageError
 from planner.store import Store
 from planner.surrogate import (
     PairwiseSurrogate,
@@ -149,16 +149,16 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     sources = [data.task_names[i] for i in src_idx]
     k = len(sources)
     if k < 2:
-        raise PlannerError(f"the data has {k} source task(s) besides {target!r}; selection needs at least 2")
+        raise UsageError(f"the data has {k} source task(s) besides {target!r}; selection needs at least 2")
     alpha = settings.alpha if settings.alpha is not None else default_alpha(k)
     if not 1 <= alpha < k:
-        raise PlannerError(f"alpha must lie in 1..{k - 1} for {k} sources, got {alpha}")
+        raise UsageError(f"alpha must lie in 1..{k - 1} for {k} sources, got {alpha}")
     n = settings.n_subsets if settings.n_subsets is not None else default_n_subsets(k, alpha)
     if n < 10:
-        raise PlannerError(f"at least 10 subsets are needed to fit and check a surrogate, got {n}")
+        raise UsageError(f"at least 10 subsets are needed to fit and check a surrogate, got {n}")
     total = math.comb(k, alpha)
     if n > total:
-        raise PlannerError(f"only {total} distinct subsets of size {alpha} exist among {k} sources, asked for {n}")
+        raise UsageError(f"only {total} distinct subsets of size {alpha} exist among {k} sources, asked for {n}")
     subsets = design(k, alpha, n, settings.seed, settings.extra_design)
 
     def to_data(s):
