@@ -119,6 +119,17 @@ def _noise_floor(groups: dict[tuple, list[float]]) -> float:
     return num / den if den else math.nan
 
 
+def _fault_pause() -> float:
+    """Seconds to wait after each stored batch: ``PLANNER_PAUSE_AFTER_BATCH``, a fault-injection hook
+    so kill tests can stop a run between two transactions deterministically (0 when unset)."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("PLANNER_PAUSE_AFTER_BATCH", "0") or 0))
+    except ValueError:
+        return 0.0
+
+
 def run_jobs(data, target_idx: int, jobs: list[Job], config, store: Store, study: str, settings: EstimateSettings,
              progress: Callable[[int], None] | None = None) -> int:
     """Train the jobs the store lacks, one transaction per finished batch. Returns how many were trained."""
@@ -134,7 +145,14 @@ def run_jobs(data, target_idx: int, jobs: list[Job], config, store: Store, study
     runner = EXECUTORS.get(settings.executor)
     if runner is None:
         raise PlannerError(f"unknown executor {settings.executor!r} (choose {', '.join(EXECUTORS)})")
-    runner(data, target_idx, todo, config, settings.batch_size, lambda recs: store.add_batch(study, recs), progress)
+    pause = _fault_pause()
+
+    def write(records) -> None:
+        store.add_batch(study, records)
+        if pause:
+            time.sleep(pause)
+
+    runner(data, target_idx, todo, config, settings.batch_size, write, progress)
     return len(todo)
 
 

@@ -43,8 +43,11 @@ def _env():
     return env
 
 
-def _spawn(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "planner", *map(str, args)], cwd=ROOT, env=_env(),
+def _spawn(*args, pause: float = 0.0) -> subprocess.Popen:
+    env = _env()
+    if pause:  # the estimate waits this long after each stored batch: the kill lands between two
+        env["PLANNER_PAUSE_AFTER_BATCH"] = str(pause)
+    return subprocess.Popen([sys.executable, "-m", "planner", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -121,7 +124,7 @@ def test_estimate_sigkill_and_rerun_gives_the_uninterrupted_result(estimate_data
     # Kill point 1: after the first transaction; kill point 2: a rerun killed with most rows stored.
     for at_least in (1, 10):
         before = _rows(db)
-        proc = _spawn(*args)
+        proc = _spawn(*args, pause=0.5)
         _kill_when(proc, lambda: _rows(db) >= max(at_least, before + 1))
         n = _rows(db)
         assert 0 < n < N_MODELS, f"killed with {n} of {N_MODELS} rows"
