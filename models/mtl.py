@@ -48,6 +48,41 @@ def init_params(seed: int, in_dim: int, hidden: Sequence[int], n_heads: int, out
     return out
 
 
+def init_params_many(seeds: Sequence[int], in_dim: int, hidden: Sequence[int], n_heads: int,
+                     out_dim: int) -> list[torch.Tensor]:
+    """:func:`init_params` of many models with equal shapes at once, stacked: tensor ``i`` of the
+    result has shape ``(len(seeds), *shape_i)`` and row ``m`` equal (bitwise) to tensor ``i`` of
+    ``init_params(seeds[m], ...)``.
+
+    The uniform draws of one model's tensors, made one after another from its generator, are the
+    consecutive pieces of one draw of their total size, so each model takes a single ``torch.rand``
+    call; the scaling is element-wise (same float32 operations, one call per tensor for all models).
+    """
+    shapes: list[tuple[int, ...]] = []
+    fans: list[int] = []
+    prev = in_dim
+    for h in hidden:
+        shapes += [(prev, h), (h,)]
+        fans += [prev, prev]
+        prev = h
+    shapes += [(n_heads, prev, out_dim), (n_heads, out_dim)]
+    fans += [prev, prev]
+    sizes = [math.prod(sh) for sh in shapes]
+    M = len(seeds)
+    raw = torch.empty(M, sum(sizes), dtype=torch.float32)
+    gen = torch.Generator()
+    for m, seed in enumerate(seeds):
+        gen.manual_seed(int(seed))
+        torch.rand(raw.shape[1], generator=gen, dtype=torch.float32, out=raw[m])
+    out: list[torch.Tensor] = []
+    a = 0
+    for sh, n, fan in zip(shapes, sizes, fans):
+        bound = 1.0 / math.sqrt(fan) if fan > 0 else 0.0
+        out.append(((raw[:, a:a + n] * 2.0 - 1.0) * bound).view(M, *sh))
+        a += n
+    return out
+
+
 class MTLNet(nn.Module):
     """One hard-parameter-sharing network: shared ReLU MLP encoder, ``n_heads`` linear heads.
 
@@ -162,6 +197,26 @@ class BatchedMTL:
             n_heads, hd, C = hw.shape
             v[-2][:n_heads * C, :hd] = hw.permute(0, 2, 1).reshape(n_heads * C, hd)
             v[-1][:n_heads * C] = hb.reshape(-1)
+        return theta
+
+    def pack_many(self, params: Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`pack` of models given as stacked tensors (:func:`init_params_many` layout:
+        ``(M, *shape)`` per tensor, all models with the same number of heads); the same ``theta``."""
+        M = params[0].shape[0]
+        theta = torch.zeros(M, self.P, dtype=torch.float32)
+        v = self.views(theta)
+        L = len(self.hidden)
+        W, b = params[0], params[1]
+        v[0][:, :self.in_dim, :W.shape[2]] = W
+        v[0][:, self.in_dim, :W.shape[2]] = b
+        for i in range(1, L):
+            W, b = params[2 * i], params[2 * i + 1]
+            v[2 * i - 1][:, :W.shape[1], :W.shape[2]] = W
+            v[2 * i][:, :W.shape[2]] = b
+        hw, hb = params[-2], params[-1]
+        _, n_heads, hd, C = hw.shape
+        v[-2][:, :n_heads * C, :hd] = hw.permute(0, 1, 3, 2).reshape(M, n_heads * C, hd)
+        v[-1][:, :n_heads * C] = hb.reshape(M, -1)
         return theta
 
     def unpack(self, row: torch.Tensor, n_heads: int) -> list[torch.Tensor]:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .data import TEST, TRAIN, VAL, DataError, TaskData
 from .losses import PER_ROW, resolve_loss
-from .mtl import BatchedMTL, MTLNet, init_params
+from .mtl import BatchedMTL, MTLNet, init_params, init_params_many
 
 # fields of TrainConfig that cannot change a result (left out of to_dict / cache keys)
 _NOT_IN_KEY = ("device", "chunk_size")
@@ -352,7 +352,12 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     p = prep.data.n_features
     kind = "regression" if not prep.data.n_classes else ("binary" if C == 2 else "multiclass")
     net = BatchedMTL(p, config.hidden, K, C)
-    theta = net.pack([init_params(s.seed, p, config.hidden, len(s.subset), C) for s in specs]).to(dev)
+    # a group's models all have K heads (see train_subsets): initial weights of all of them at once
+    # (bitwise those of init_params, model by model)
+    if all(_slots(s) == K for s in specs):
+        theta = net.pack_many(init_params_many([s.seed for s in specs], p, config.hidden, K, C)).to(dev)
+    else:
+        theta = net.pack([init_params(s.seed, p, config.hidden, len(s.subset), C) for s in specs]).to(dev)
     m1 = torch.zeros_like(theta)
     m2 = torch.zeros_like(theta)
     gbuf = torch.zeros_like(theta)
@@ -503,13 +508,18 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
         td = {k: v.double().cpu().numpy() for k, v in td.items()}
     else:
         td = {}
-    # every member's validation loss: per model, the validation rows of its own tasks (padded)
-    rows_per = [np.concatenate([prep.val_rows[t] for t in s.subset]) for s in specs]
-    slot_per = [np.concatenate([np.full(len(prep.val_rows[t]), k) for k, t in enumerate(s.subset)]).astype(np.int64)
-                for s in specs]
-    R = -(-max(1, max(len(r) for r in rows_per)) // 16) * 16
+    # every source member's validation loss: per model, the validation rows of its own source tasks
+    # (padded; the target's, slot 0, are already in tv)
     K = net.K
     member = np.full((M, K), np.nan)
+    if K == 1:
+        return [(float(tv[m]), {prep.target: float(tv[m])}, {k: float(v[m]) for k, v in td.items()})
+                for m in range(M)]
+    empty = np.zeros(0, dtype=np.int64)
+    rows_per = [np.concatenate([empty] + [prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
+    slot_per = [np.repeat(np.arange(1, len(s.subset), dtype=np.int64), [len(prep.val_rows[t]) for t in s.subset[1:]])
+                for s in specs]
+    R = -(-max(1, max(len(r) for r in rows_per)) // 16) * 16
     # CPU: pieces of about 32k rows (a piece's activations stay in the caches); GPU: large pieces
     step = max(2, (1 << (21 if dev.type == "cuda" else 15)) // R)
     bounds = list(range(0, M, step)) + [M]
