@@ -135,6 +135,18 @@ def test_time_limited_hard_instance_reports_gap_not_optimal():
         assert result.gap > 0
 
 
+@pytest.mark.parametrize("tiny", [1.1125369292536007e-308, 5e-324, 1e-12])
+def test_tiny_coefficients_do_not_break_cpsat_scaling(tiny):
+    # found by hypothesis: 1e9 / 1e-308 overflowed to infinity
+    data = {"schema": 1, "kind": "selection", "target": "T", "tasks": ["T", "a", "b"],
+            "surrogate": {"intercept": 0.0, "linear": {"a": tiny, "b": -tiny}, "pairwise": [["a", "b", tiny]]}}
+    problem = parse_instance(data, "tiny")
+    for backend in ("cpsat", "highs", "brute"):
+        result = solve(problem, backend)
+        assert result.status is SolveStatus.OPTIMAL
+        assert result.objective == pytest.approx(solve(problem, "brute").objective, abs=1e-9)
+
+
 def test_brute_force_refuses_large_inputs():
     from planner.status import SolverUnavailable
 

@@ -8,10 +8,14 @@ from typing import Sequence
 OBJ_TARGET = 1e9  # the largest scaled objective coefficient
 
 
+MAX_SCALE = 1e15  # tiny coefficients (1e-308) must not make the scale overflow
+
+
 def objective_scale(coefs: Sequence[float]) -> float:
-    """A scale s so that max |s * c| is about 1e9 (1.0 when every coefficient is zero)."""
+    """A scale s so that max |s * c| is about 1e9 (1.0 when every coefficient is zero), at most 1e15:
+    below 1e-6 in magnitude, coefficients round to fewer digits, and the stated error 0.5/s says so."""
     top = max((abs(c) for c in coefs), default=0.0)
-    return OBJ_TARGET / top if top > 0 else 1.0
+    return min(OBJ_TARGET / top, MAX_SCALE) if top > 0 else 1.0
 
 
 def scale_objective(coefs: Sequence[float]) -> tuple[list[int], float, float]:
