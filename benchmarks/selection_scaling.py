@@ -37,8 +37,8 @@ def main() -> None:
     densities = [0.0, 0.05, 0.25, 1.0]
     backends = args.backends.split(",")
     print(f"pair scale {args.pair_scale}, time limit {limit:g} s, max_size {args.max_size}")
-    print(f"| k | density | pairs | backend | status | seconds | gap |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| k | density | pairs | backend | status | seconds | gap |")
+    print("|---|---|---|---|---|---|---|")
     misses = []
     for k in ks:
         for density in densities:

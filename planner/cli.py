@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from planner import __version__
-from planner.status import PlannerError, SolveStatus
+from planner.status import PlannerError
 
 SOLVERS = ["auto", "highs", "cpsat", "dp", "brute", "local", "spectral"]
 

@@ -1,8 +1,6 @@
 """``planner estimate``, ``planner plan``: from a table of tasks to a selection with evidence."""
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from pathlib import Path
 

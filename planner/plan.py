@@ -68,7 +68,6 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
     est = estimate(data, target, est_settings, config, store_path, constraints, progress, total_hook)
     t_idx = data.task_index(est.target)
     src_idx = [i for i in range(data.n_tasks) if i != t_idx]
-    k = len(est.sources)
     log(f"surrogate fitted on {est.diagnostics['n_fit']} subsets ({est.trained} trained now); "
         f"held-out Spearman {est.diagnostics['spearman']:.2f}")
 

@@ -5,11 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from models.data import synthetic_classification, synthetic_fair_noisy, synthetic_linear
+from models.data import synthetic_classification, synthetic_linear
 from models.mtl import BatchedMTL, MTLNet, init_params
 from models.train import (SubsetResult, TrainConfig, resolve_device, train_pooled, train_single_task,
                           train_subsets, train_subsets_plain)

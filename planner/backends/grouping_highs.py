@@ -377,7 +377,6 @@ def solve_partition_cg(problem, clock: Clock, options: dict) -> SolveResult:
     if float(np.max(art)) > 1e-7:
         return SolveResult(SolveStatus.INFEASIBLE, solver="highs",
                            message=message + "; the linear relaxation has no partition meeting max_groups")
-    bound_internal = z_lp
     status, chosen, _ = master.solve_ip(clock.left())
     z_ip = _value_of(chosen, w)
     if chosen and z_ip >= z_lp - 1e-7 * max(1.0, abs(z_lp)):

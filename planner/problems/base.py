@@ -14,7 +14,7 @@ and registers the class with :func:`register_kind`. Backends register with
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from planner.checks import Checker
 

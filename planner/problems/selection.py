@@ -9,7 +9,6 @@ its set is reported beside the optimum (``solution.threshold``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
