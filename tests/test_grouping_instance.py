@@ -8,6 +8,8 @@ import pytest
 
 from planner.instance import parse_instance
 from planner.status import InstanceError
+from helpers import DELETE
+from helpers import edited as edit
 
 CANDS = {
     "schema": 1, "kind": "grouping", "name": "g", "sense": "max", "aggregate": "sum", "mode": "cover",
@@ -24,19 +26,6 @@ AFF = {
     "affinity": {"matrix": [[0, 1, 2], [1, 0, 3], [2, 3, 0]], "convention": "onto", "diagonal": "ignore"},
     "group_value": "pairwise_mean_by_size", "constraints": {"max_groups": 2},
 }
-DELETE = object()
-
-
-def edit(base, path, value):
-    data = copy.deepcopy(base)
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    if value is DELETE:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return data
 
 
 CASES = [

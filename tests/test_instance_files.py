@@ -1,7 +1,6 @@
 """Malformed instance files: each class of problem gives one line naming file, field and why."""
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -9,6 +8,8 @@ import pytest
 from planner.instance import load_instance, parse_instance
 from planner.io import parse_text
 from planner.status import InstanceError
+
+from helpers import DELETE, edited
 
 GOOD = {
     "schema": 1, "kind": "selection", "name": "g", "target": "T", "tasks": ["T", "a", "b", "c"],
@@ -20,18 +21,7 @@ GOOD = {
 
 
 def broken(path, value):
-    data = copy.deepcopy(GOOD)
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    if value is DELETE:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return data
-
-
-DELETE = object()
+    return edited(GOOD, path, value)
 
 CASES = [
     (("schema",), 2, "schema", "unsupported schema"),
