@@ -383,6 +383,12 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     y_train = prep.y.to(torch.float32) if kind == "binary" else prep.y
     x_buf = None
     b1, b2 = config.betas
+    native = _native_kernel(prep, net, dev)
+    if native is not None:
+        X1_np = prep.X1.numpy()
+        y_np = prep.y.numpy()
+        y_f = y_np.astype(np.float32, copy=False) if kind != "multiclass" else None
+        y_i = y_np if kind == "multiclass" else None
     patience = config.patience or 0
     alive = np.arange(M)
     epoch = 0
@@ -403,6 +409,20 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                     perm = rngs[m].permutation(specs[m].rows)
                     n_j[j] = min(len(perm), int(s_m[j]) * Bc)
                     flat[j, :n_j[j]] = perm[:n_j[j]]
+            if native is not None:
+                # the C kernel (models/native): every step of the epoch, model after model
+                from .native import run_epoch
+
+                run_epoch(native, X1=X1_np, y_float=y_f, y_int=y_i, task=task_np,
+                          slot_table=np.ascontiguousarray(slot_table[alive]), flat=flat, n_j=n_j,
+                          s_m=s_m.astype(np.int64), step0=n_steps[alive].astype(np.int64),
+                          theta=theta.numpy(), m1=m1.numpy(), m2=m2.numpy(), batch=Bc, K=K, C=C, kind=kind,
+                          lr=config.lr, betas=(b1, b2), eps=config.eps, weight_decay=config.weight_decay,
+                          p1=p + 1, hw=net.width[0])
+                remaining[alive] -= s_m
+                n_steps[alive] += s_m
+                S = 0
+        if S > 0:
             cnt = np.clip(n_j[None, :] - np.arange(S)[:, None] * Bc, 0, Bc)             # (S, A)
             idx = np.zeros((S, A, B), dtype=np.int64)
             idx[:, :, :Bc] = flat.reshape(A, S, Bc).transpose(1, 0, 2)
@@ -474,6 +494,16 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                                 device=str(dev), seed=s.seed, epochs=int(epochs_run[m]),
                                 best_epoch=int(best_epoch[m]), n_train=len(s.rows)))
     return out
+
+
+def _native_kernel(prep: _Prepared, net: BatchedMTL, dev: torch.device):
+    """The C epoch kernel (:mod:`models.native`) where it applies: CPU, one hidden layer, float32;
+    else ``None`` (the PyTorch path below)."""
+    if dev.type != "cpu" or len(net.hidden) != 1 or prep.X1.dtype != torch.float32:
+        return None
+    from .native import epoch_kernel
+
+    return epoch_kernel(net.in_dim + 1, net.width[0], net.C)
 
 
 def _adam_runs(active: np.ndarray, n_steps: np.ndarray) -> list[tuple[int, int, int]]:

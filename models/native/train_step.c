@@ -1,0 +1,373 @@
+/* One epoch of Adam steps for many one-hidden-layer multitask models, model after model.
+ *
+ * The CPU fast path of models/train.py (see models/native/__init__.py for how it is built and
+ * loaded). Each model is stepped on its own mini-batches, so a model's result does not depend on the
+ * other models of the call, on their order or on the number of threads.
+ *
+ * Compile-time sizes: P1 = input features + 1 (a constant 1 column folds the hidden biases into the
+ * first weight matrix), HW = hidden width rounded up to a multiple of 16 (extra units have zero
+ * weights and stay zero). Parameter layout of a model (a row of theta; models/mtl.py BatchedMTL):
+ *     A1 (P1, HW) | G (K*C, HW) (row k*C + c: head k, output c) | c (K*C) | padding
+ * Losses: kind 0 binary (two logits, softmax cross-entropy), 1 multiclass (softmax cross-entropy),
+ * 2 regression (squared error). Each row's loss goes through its own task's head and is weighted by
+ * 1 / (rows in the batch), as in the plain PyTorch loop.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef P1
+#error "P1 must be defined"
+#endif
+#ifndef HW
+#error "HW must be defined"
+#endif
+
+typedef int64_t i64;
+
+/* GCC/Clang vector extensions: 16 floats (one AVX-512 register, two AVX2 ones, four NEON ones) */
+typedef float v16 __attribute__((vector_size(64)));
+#define NV (HW / 16)
+#if HW % 16
+#error "HW must be a multiple of 16"
+#endif
+
+static inline v16 ld(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline v16 splat(float x) { return (v16){0} + x; }
+typedef int32_t vi16 __attribute__((vector_size(64)));
+/* x where a > 0, else +0 */
+static inline v16 where_pos(v16 a, v16 x) { return (v16)((vi16)x & (vi16)(a > (v16){0})); }
+static inline v16 relu(v16 v) { return where_pos(v, v); }
+
+#ifdef __clang__
+#define SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define SHUF(v, ...) __builtin_shuffle(v, (vi16){__VA_ARGS__})
+#endif
+
+/* sum of the 16 lanes (a fixed tree, so the same on every call) */
+static inline float hsum(v16 v)
+{
+    v = v + SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v = v + SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v = v + SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v = v + SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+/* exp of 16 floats: Cody-Waite reduction x = n ln 2 + r and Cephes' degree-6 polynomial for
+ * exp(r) (about 1 ulp); arguments clamped to [-87, 88] (sigmoid needs no more) */
+static inline v16 vexp(v16 x)
+{
+    const v16 hi = (v16){0} + 88.0f, lo = (v16){0} - 87.0f;
+    x = (v16)(((vi16)x & (vi16)(x < hi)) | ((vi16)hi & ~(vi16)(x < hi)));
+    x = (v16)(((vi16)x & (vi16)(x > lo)) | ((vi16)lo & ~(vi16)(x > lo)));
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    v16 t = x * 1.44269504088896341f + magic;
+    const v16 n = t - magic;
+    const vi16 ni = (vi16)t - (vi16)((v16){0} + magic);
+    v16 r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    v16 p = (v16){0} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return p * (v16)((ni + 127) << 23);
+}
+
+/* Column blocks of the first layer's weight gradient: accumulators KB x NV vectors stay in registers */
+#ifdef __AVX512F__
+#define KB 6
+#else
+#define KB 3
+#endif
+#define RB 4 /* rows per forward block */
+
+/* Scratch of one model step (bc = batch rows). */
+typedef struct {
+    float *Xb;   /* (bc, P1) input rows, grouped by head slot */
+    float *Ab;   /* (bc, HW) hidden activations */
+    float *DZ;   /* (bc, HW) gradients of the hidden pre-activations */
+    float *E;    /* (bc + 16) per-row logit (difference), then d loss / d logit */
+    float *Y;    /* (bc + 16) labels (float) */
+    i64 *R;      /* (bc) rows, grouped by slot */
+    int *off;    /* (K + 1) slot segments in the grouped order */
+    float *H;    /* (K, HW) binary: head weight differences */
+} Scratch;
+
+/* dW1 columns k0 .. k0 + w - 1 of Xb^T DZ */
+static inline void grad_cols(const float *restrict Xb, const float *restrict DZ, int cnt, int k0, const int w,
+                             float *restrict gA1)
+{
+    v16 acc[KB][NV];
+    for (int q = 0; q < w; q++)
+        for (int v = 0; v < NV; v++)
+            acc[q][v] = (v16){0};
+    for (int b = 0; b < cnt; b++) {
+        const float *x = Xb + (size_t)b * P1 + k0;
+        for (int v = 0; v < NV; v++) {
+            const v16 dz = ld(DZ + (size_t)b * HW + 16 * v);
+            for (int q = 0; q < w; q++)
+                acc[q][v] += x[q] * dz;
+        }
+    }
+    for (int q = 0; q < w; q++)
+        for (int v = 0; v < NV; v++)
+            st(gA1 + (k0 + q) * HW + 16 * v, acc[q][v]);
+}
+
+/* Gradient of one model's weighted batch loss into g (used part of the layout, zeroed here). The
+ * batch's rows are first grouped by head slot (a counting sort: only the order in which the rows'
+ * gradients are summed changes), so each head's weights stay in registers over its rows. */
+static void model_grad(const float *restrict X1, const float *restrict yf, const i64 *restrict yi,
+                       const i64 *restrict task, const i64 *restrict slots, const i64 *restrict rows,
+                       int cnt, int K, int C, int kind, const float *restrict th, float *restrict g,
+                       const Scratch *sc)
+{
+    const int KC = K * C;
+    const float *A1 = th;
+    const float *G = th + P1 * HW;
+    const float *cb = G + KC * HW;
+    float *gA1 = g;
+    float *gG = g + P1 * HW;
+    float *gc = gG + KC * HW;
+    float *restrict Xb = sc->Xb, *restrict Ab = sc->Ab, *restrict DZ = sc->DZ, *restrict E = sc->E;
+    float *restrict Y = sc->Y;
+    i64 *restrict R = sc->R;
+    int *restrict off = sc->off;
+    memset(g, 0, sizeof(float) * (size_t)(P1 * HW + KC * HW + KC));
+    if (cnt <= 0)
+        return;
+    const float wt = (float)(1.0 / (double)cnt);
+    /* group the rows by slot */
+    for (int k = 0; k <= K; k++)
+        off[k] = 0;
+    for (int b = 0; b < cnt; b++)
+        off[slots[task[rows[b]]] + 1]++;
+    for (int k = 0; k < K; k++)
+        off[k + 1] += off[k];
+    for (int b = 0; b < cnt; b++) {
+        const i64 r = rows[b];
+        const int at = off[slots[task[r]]]++;
+        R[at] = r;
+        memcpy(Xb + (size_t)at * P1, X1 + r * P1, sizeof(float) * P1);
+        Y[at] = yf ? yf[r] : 0.0f;
+    }
+    for (int k = K; k > 0; k--)
+        off[k] = off[k - 1];
+    off[0] = 0;
+    /* forward through the shared layer, RB rows at a time */
+    int b0 = 0;
+    for (; b0 + RB <= cnt; b0 += RB) {
+        v16 z[RB][NV];
+        for (int r = 0; r < RB; r++)
+            for (int v = 0; v < NV; v++)
+                z[r][v] = (v16){0};
+        const float *x = Xb + (size_t)b0 * P1;
+        for (int k = 0; k < P1; k++) {
+            for (int v = 0; v < NV; v++) {
+                const v16 w = ld(A1 + k * HW + 16 * v);
+                for (int r = 0; r < RB; r++)
+                    z[r][v] += x[r * P1 + k] * w;
+            }
+        }
+        for (int r = 0; r < RB; r++)
+            for (int v = 0; v < NV; v++)
+                st(Ab + (size_t)(b0 + r) * HW + 16 * v, relu(z[r][v]));
+    }
+    for (; b0 < cnt; b0++) {
+        v16 z[NV];
+        for (int v = 0; v < NV; v++)
+            z[v] = (v16){0};
+        const float *x = Xb + (size_t)b0 * P1;
+        for (int k = 0; k < P1; k++)
+            for (int v = 0; v < NV; v++)
+                z[v] += x[k] * ld(A1 + k * HW + 16 * v);
+        for (int v = 0; v < NV; v++)
+            st(Ab + (size_t)b0 * HW + 16 * v, relu(z[v]));
+    }
+    if (kind == 0) {
+        /* binary: two logits per head, only their difference d matters: p_1 = sigmoid(d) */
+        float *gd = sc->H;
+        for (int k = 0; k < K; k++)
+            for (int v = 0; v < NV; v++)
+                st(gd + k * HW + 16 * v, ld(G + (2 * k + 1) * HW + 16 * v) - ld(G + 2 * k * HW + 16 * v));
+        for (int k = 0; k < K; k++) {
+            v16 w[NV];
+            for (int v = 0; v < NV; v++)
+                w[v] = ld(gd + k * HW + 16 * v);
+            const float cd = cb[2 * k + 1] - cb[2 * k];
+            for (int b = off[k]; b < off[k + 1]; b++) {
+                v16 s = (v16){0};
+                for (int v = 0; v < NV; v++)
+                    s += ld(Ab + (size_t)b * HW + 16 * v) * w[v];
+                E[b] = hsum(s) + cd;
+            }
+        }
+        for (int b = 0; b < cnt; b += 16) {
+            const v16 p = 1.0f / (1.0f + vexp(-ld(E + b)));
+            st(E + b, (p - ld(Y + b)) * wt);
+        }
+        for (int k = 0; k < K; k++) {
+            v16 w[NV], h[NV];
+            for (int v = 0; v < NV; v++) {
+                w[v] = ld(gd + k * HW + 16 * v);
+                h[v] = (v16){0};
+            }
+            float hc = 0.0f;
+            for (int b = off[k]; b < off[k + 1]; b++) {
+                const float e = E[b];
+                for (int v = 0; v < NV; v++) {
+                    const v16 av = ld(Ab + (size_t)b * HW + 16 * v);
+                    h[v] += e * av;
+                    st(DZ + (size_t)b * HW + 16 * v, where_pos(av, e * w[v]));
+                }
+                hc += e;
+            }
+            for (int v = 0; v < NV; v++) {
+                st(gG + (2 * k + 1) * HW + 16 * v, h[v]);
+                st(gG + 2 * k * HW + 16 * v, -h[v]);
+            }
+            gc[2 * k + 1] = hc;
+            gc[2 * k] = -hc;
+        }
+    } else {
+        float o[64], d[64];
+        for (int b = 0; b < cnt; b++) {
+            const i64 r = R[b];
+            int sl = 0;
+            while (b >= off[sl + 1])
+                sl++;
+            const float *a = Ab + (size_t)b * HW;
+            const float *Gs = G + (size_t)(sl * C) * HW;
+            for (int c = 0; c < C; c++) {
+                v16 s = (v16){0};
+                for (int v = 0; v < NV; v++)
+                    s += ld(a + 16 * v) * ld(Gs + c * HW + 16 * v);
+                o[c] = hsum(s) + cb[sl * C + c];
+            }
+            if (kind == 1) {
+                float mx = o[0];
+                for (int c = 1; c < C; c++)
+                    mx = o[c] > mx ? o[c] : mx;
+                float z = 0.0f;
+                for (int c = 0; c < C; c++) {
+                    d[c] = expf(o[c] - mx);
+                    z += d[c];
+                }
+                const i64 y = yi[r];
+                for (int c = 0; c < C; c++)
+                    d[c] = (d[c] / z - (c == y ? 1.0f : 0.0f)) * wt;
+            } else {
+                d[0] = (o[0] - Y[b]) * (wt * 2.0f);
+            }
+            v16 da[NV];
+            for (int v = 0; v < NV; v++)
+                da[v] = (v16){0};
+            for (int c = 0; c < C; c++) {
+                float *q = gG + (size_t)(sl * C + c) * HW;
+                for (int v = 0; v < NV; v++) {
+                    st(q + 16 * v, ld(q + 16 * v) + d[c] * ld(a + 16 * v));
+                    da[v] += d[c] * ld(Gs + c * HW + 16 * v);
+                }
+                gc[sl * C + c] += d[c];
+            }
+            for (int v = 0; v < NV; v++)
+                st(DZ + (size_t)b * HW + 16 * v, where_pos(ld(a + 16 * v), da[v]));
+        }
+    }
+    /* gA1 = Xb^T DZ in blocks of KB columns (the last block takes the rest: at least 2 where P1 allows) */
+    int k0 = 0;
+    while (k0 < P1) {
+        int w = P1 - k0;
+        if (w > KB)
+            w = (w - KB >= 2 || w > 2 * KB - 2) ? KB : w - 2;
+        switch (w) {
+#if KB >= 6
+        case 6: grad_cols(Xb, DZ, cnt, k0, 6, gA1); break;
+        case 5: grad_cols(Xb, DZ, cnt, k0, 5, gA1); break;
+        case 4: grad_cols(Xb, DZ, cnt, k0, 4, gA1); break;
+#endif
+        case 3: grad_cols(Xb, DZ, cnt, k0, 3, gA1); break;
+        case 2: grad_cols(Xb, DZ, cnt, k0, 2, gA1); break;
+        default: grad_cols(Xb, DZ, cnt, k0, 1, gA1); break;
+        }
+        k0 += w;
+    }
+}
+
+/* Adam (torch.optim.Adam's update, L2 weight decay added to the gradient) on n parameters. */
+static void adam(float *restrict th, const float *restrict g, float *restrict m1, float *restrict m2, i64 n,
+                 i64 step, float lr, float b1, float b2, float eps, float wd)
+{
+    const double bc1 = 1.0 - pow((double)b1, (double)step);
+    const double bc2 = 1.0 - pow((double)b2, (double)step);
+    const float step_size = (float)((double)lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float omb1 = 1.0f - b1, omb2 = 1.0f - b2;
+    for (i64 i = 0; i < n; i++) {
+        float gi = g[i];
+        if (wd != 0.0f)
+            gi += wd * th[i];
+        const float m = m1[i] + omb1 * (gi - m1[i]);
+        const float v = b2 * m2[i] + omb2 * gi * gi;
+        m1[i] = m;
+        m2[i] = v;
+        th[i] -= step_size * m / (sqrtf(v) / bc2_sqrt + eps);
+    }
+}
+
+/* One epoch for A models. Model j (row j of theta, m1, m2, slot_table) takes s_m[j] steps; step s
+ * uses rows flat[j, s*bc : s*bc + cnt] with cnt = clip(n_j[j] - s*bc, 0, bc), Adam step number
+ * step0[j] + s + 1. Returns 0, or -1 when scratch memory cannot be allocated. */
+int train_epoch(int A, int P, int bc, int S_cols, const float *X1, const float *yf, const i64 *yi,
+                const i64 *task, const i64 *slot_table, int n_tasks, const i64 *flat, const i64 *n_j,
+                const i64 *s_m, const i64 *step0, float *theta, float *m1, float *m2, int K, int C, int kind,
+                float lr, float b1, float b2, float eps, float wd)
+{
+    const i64 used = (i64)P1 * HW + (i64)K * C * HW + (i64)K * C;
+    const size_t nf = (size_t)bc * (P1 + 2 * HW) + 2 * ((size_t)bc + 16) + (size_t)K * HW + (size_t)P + 64;
+    float *buf = calloc(nf, sizeof(float));
+    i64 *R = calloc((size_t)bc + 1, sizeof(i64));
+    int *off = calloc((size_t)K + 2, sizeof(int));
+    if (!buf || !R || !off) {
+        free(buf);
+        free(R);
+        free(off);
+        return -1;
+    }
+    Scratch sc;
+    sc.Xb = buf;
+    sc.Ab = sc.Xb + (size_t)bc * P1;
+    sc.DZ = sc.Ab + (size_t)bc * HW;
+    sc.E = sc.DZ + (size_t)bc * HW;
+    sc.Y = sc.E + (size_t)bc + 16;
+    sc.H = sc.Y + (size_t)bc + 16;
+    sc.R = R;
+    sc.off = off;
+    float *g = sc.H + (size_t)K * HW;
+    for (int j = 0; j < A; j++) {
+        float *th = theta + (size_t)j * P;
+        float *mm1 = m1 + (size_t)j * P;
+        float *mm2 = m2 + (size_t)j * P;
+        const i64 *slots = slot_table + (size_t)j * n_tasks;
+        const i64 *fl = flat + (size_t)j * S_cols;
+        for (i64 s = 0; s < s_m[j]; s++) {
+            i64 cnt = n_j[j] - s * bc;
+            cnt = cnt < 0 ? 0 : (cnt > bc ? bc : cnt);
+            model_grad(X1, yf, yi, task, slots, fl + s * bc, (int)cnt, K, C, kind, th, g, &sc);
+            adam(th, g, mm1, mm2, used, step0[j] + s + 1, lr, b1, b2, eps, wd);
+        }
+    }
+    free(buf);
+    free(R);
+    free(off);
+    return 0;
+}
+
+int kernel_sizes(void) { return P1 * 1000 + HW; }

@@ -1,0 +1,136 @@
+"""The native CPU kernel (models/native): equal to the PyTorch path to float rounding on every loss
+kind and shape it takes, built once and cached, and a clean fallback where it cannot be built."""
+import numpy as np
+import pytest
+import torch
+
+import models.native as native
+from models.data import synthetic_classification, synthetic_linear
+from models.train import TrainConfig, train_subsets, train_subsets_plain
+
+HAVE_CC = native._compiler() is not None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty kernel cache and no loaded kernels (restored afterwards)."""
+    monkeypatch.setenv("MTL_PLANNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setattr(native, "_failed", set())
+    return tmp_path / "cache"
+
+
+def _torch_path(monkeypatch, fn):
+    monkeypatch.setenv("MTL_PLANNER_NATIVE", "0")
+    try:
+        return fn()
+    finally:
+        monkeypatch.delenv("MTL_PLANNER_NATIVE")
+
+
+def _assert_close(a, b, tol):
+    for x, y in zip(a, b):
+        assert x.subset == y.subset and x.epochs == y.epochs and x.best_epoch == y.best_epoch
+        assert x.f == pytest.approx(y.f, abs=tol)
+        for k in x.val_losses:
+            assert x.val_losses[k] == pytest.approx(y.val_losses[k], abs=tol)
+        for k in x.test:
+            assert x.test[k] == pytest.approx(y.test[k], abs=tol)
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler: the trainer uses its PyTorch path")
+def test_kernel_builds_and_is_cached(fresh):
+    fn = native.epoch_kernel(5, 32, 2)
+    assert fn is not None
+    built = sorted(fresh.glob("train_step_5_32_*.so"))
+    assert len(built) == 1 and not list(fresh.glob("*.tmp*"))
+    mtime = built[0].stat().st_mtime_ns
+    native._loaded.clear()
+    assert native.epoch_kernel(5, 32, 2) is not None  # loaded from the cache, not rebuilt
+    assert built[0].stat().st_mtime_ns == mtime
+    assert native.epoch_kernel(5, 32, native.MAX_CLASSES + 1) is None  # too many classes: PyTorch path
+
+
+CASES = [
+    # (data, config, subsets): binary with padded hidden units, odd batch sizes, weight decay,
+    # early stopping and fractions; multiclass; regression
+    ("binary", dict(batch_size=50, epochs=4, patience=2, hidden=(20,), weight_decay=1e-3), [[1, 2], [3], [], [1, 2, 3, 4]]),
+    ("binary", dict(batch_size=37, epochs=5, patience=1, train_fraction=0.5, epoch_fraction=0.4, loss="zero_one"),
+     [[4], [2, 3], [1, 2, 3, 4]]),
+    ("multiclass", dict(batch_size=24, epochs=3, patience=2, hidden=(16,)), [[1], [2, 3], []]),
+    ("regression", dict(batch_size=30, epochs=3, patience=None, hidden=(48,)), [[1], [2, 3], [1, 2, 3]]),
+]
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler: the trainer uses its PyTorch path")
+@pytest.mark.parametrize("kind,kw,subsets", CASES)
+def test_native_equals_torch_path_and_plain_loop(monkeypatch, kind, kw, subsets):
+    data = {"binary": lambda: synthetic_classification(k=4, p=5, n_per_task=[100, 80, 120, 60, 90], seed=7),
+            "multiclass": lambda: synthetic_classification(k=3, p=4, n_per_task=80, n_classes=4, seed=4),
+            "regression": lambda: synthetic_linear(k=3, p=6, n_per_task=90, seed=5)}[kind]()
+    cfg = TrainConfig(lr=1e-2, **kw)
+    assert native.epoch_kernel(data.n_features + 1, -(-cfg.hidden[0] // 16) * 16, data.n_classes) is not None
+    seeds = list(range(len(subsets)))
+    fast = train_subsets(data, 0, subsets, cfg, seeds)
+    ref = _torch_path(monkeypatch, lambda: train_subsets(data, 0, subsets, cfg, seeds))
+    plain = train_subsets_plain(data, 0, subsets, cfg, seeds)
+    tol = 1e-4 if kind == "regression" else 2e-5
+    _assert_close(fast, ref, tol)
+    _assert_close(fast, plain, tol)
+    # the same models in other groupings: bitwise the same (each model is stepped on its own)
+    other = train_subsets(data, 0, subsets[::-1], TrainConfig(lr=1e-2, chunk_size=1, **kw), seeds[::-1])
+    assert [(r.f, r.val_losses, r.test) for r in other[::-1]] == [(r.f, r.val_losses, r.test) for r in fast]
+
+
+def test_fallback_without_compiler(monkeypatch, fresh):
+    data = synthetic_classification(k=2, p=3, n_per_task=60, seed=1)
+    cfg = TrainConfig(batch_size=32, epochs=2)
+    ref = _torch_path(monkeypatch, lambda: train_subsets(data, 0, [[1], [2]], cfg, [0, 1]))
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    assert native.epoch_kernel(4, 32, 2) is None
+    out = train_subsets(data, 0, [[1], [2]], cfg, [0, 1])
+    assert [(r.f, r.test) for r in out] == [(r.f, r.test) for r in ref]
+    assert not fresh.exists() or not list(fresh.iterdir())
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_failed_build_falls_back_and_leaves_nothing(monkeypatch, fresh, tmp_path):
+    bad = tmp_path / "bad.c"
+    bad.write_text("this is not C\n")
+    monkeypatch.setattr(native, "SOURCE", bad)
+    assert native.epoch_kernel(4, 32, 2) is None
+    assert not list(fresh.iterdir())  # no half-written library left behind
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_unwritable_cache_falls_back(monkeypatch, fresh, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("MTL_PLANNER_CACHE", str(blocker / "cache"))  # a path under a file
+    assert native.epoch_kernel(4, 32, 2) is None
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_run_epoch_checks_its_arrays():
+    fn = native.epoch_kernel(3, 16, 2)
+    theta = np.zeros((1, 96), np.float32)
+    args = dict(X1=np.zeros((4, 3), np.float32), y_float=np.zeros(4, np.float32), y_int=None,
+                task=np.zeros(4, np.int64), slot_table=np.zeros((1, 1), np.int64), flat=np.zeros((1, 4), np.int64),
+                n_j=np.array([4]), s_m=np.array([1]), step0=np.array([0]), theta=theta, m1=theta.copy(),
+                m2=theta.copy(), batch=4, K=1, C=2, kind="binary", lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
+                weight_decay=0.0, p1=3, hw=16)
+    native.run_epoch(fn, **args)
+    with pytest.raises(ValueError):
+        native.run_epoch(fn, **(args | {"X1": np.zeros((4, 3), np.float64)}))
+    with pytest.raises(ValueError):
+        native.run_epoch(fn, **(args | {"flat": np.zeros((1, 4), np.int32)}))
+    with pytest.raises(ValueError):
+        native.run_epoch(fn, **(args | {"X1": np.zeros((4, 5), np.float32)}))
