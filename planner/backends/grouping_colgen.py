@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from planner.backends.grouping_common import Clock, PartitionMaster, new_highs, result_from_chosen
+from planner.backends.grouping_pricing import price_exact
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
 EPS = 1e-7  # a column improves the master when its reduced cost exceeds this
@@ -162,6 +163,68 @@ def price_heuristic(V: _Values, pi: np.ndarray, mu: float, limit: int, rng) -> l
     return out[:limit]
 
 
+def price_swaps(V: _Values, pi: np.ndarray, mu: float, limit: int, rng, starts: int = 3) -> list[tuple[float, int]]:
+    """1-swap descent from ``starts`` random groups of every admissible size (seeded ``rng``), for when
+    greedy growth finds nothing. Returns up to ``limit`` distinct improving (rc, mask), best first."""
+    n, W = V.n, V.W
+    found: dict[int, float] = {}
+    has_res = len(V.caps) > 0
+    for s in V.sizes:
+        if s >= n:
+            continue
+        own = V.b[s] * V.d - pi
+        for _ in range(starts):
+            x = np.zeros(n, dtype=bool)
+            x[rng.choice(n, s, replace=False)] = True
+            if has_res and not V.fits(np.flatnonzero(x)):
+                continue
+            for _ in range(4 * n):
+                inn, out = np.flatnonzero(x), np.flatnonzero(~x)
+                A = W[:, inn].sum(axis=1)
+                delta = V.a[s] * (A[out][None, :] - A[inn][:, None] - W[np.ix_(inn, out)]) + own[out][None, :] - own[inn][:, None]
+                if has_res:
+                    R = V.res[inn].sum(axis=0)
+                    newR = R[None, None, :] - V.res[inn][:, None, :] + V.res[out][None, :, :]
+                    delta[np.any(newR > V.caps, axis=2)] = -np.inf
+                j = int(np.argmax(delta))
+                i, k = divmod(j, len(out))
+                if delta[i, k] <= 1e-12:
+                    break
+                x[inn[i]] = False
+                x[out[k]] = True
+            idx = np.flatnonzero(x)
+            rc = V.value(idx) - pi[idx].sum() - mu
+            if rc > EPS:
+                found.setdefault(_mask(idx), rc)
+    return sorted(((rc, m) for m, rc in found.items()), reverse=True)[:limit]
+
+
+def lagrangian_bound(pi: np.ndarray, mu: float, ub: dict, n: int, K: int) -> float:
+    """Lagrangian bound from per-size upper bounds ``ub[s]`` on the best reduced cost of a group of size
+    s: every partition into at most K groups has value sum_a pi_a + sum_G (v_G - pi(G)), and
+    v_G - pi(G) <= ub[|G|] + mu, with the group sizes summing to n. The best such size multiset is a small
+    knapsack (at most K parts); where none exists, the plain ``sum pi + K max(0, max ub + mu)``."""
+    plain = float(pi.sum()) + K * max(0.0, max(ub.values()) + mu)
+    g = {s: u + mu for s, u in ub.items() if math.isfinite(u + mu) or u + mu > 0}
+    if any(math.isinf(v) and v > 0 for v in g.values()):
+        return plain
+    NEG = -math.inf
+    best = [NEG] * (n + 1)  # best[t]: largest sum over at most m groups of total size t
+    best[0] = 0.0
+    for _ in range(K):
+        nxt = best[:]
+        for t in range(n + 1):
+            if best[t] == NEG:
+                continue
+            for s, v in g.items():
+                if t + s <= n and best[t] + v > nxt[t + s]:
+                    nxt[t + s] = best[t] + v
+        best = nxt
+    if best[n] == NEG:
+        return plain
+    return min(plain, float(pi.sum()) + best[n])
+
+
 # ---------------------------------------------------------------------- master
 # ---------------------------------------------------------------------- driver
 def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
@@ -204,7 +267,8 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
                 rmp.add(1 << i, V.value(np.array([i])))
     per_round = int(options.get("columns_per_round", 40))
     per_call = float(options.get("pricing_mip_seconds", 30.0))
-    pricer = _ScaledPricing(V, problem)
+    method = options.get("pricing", "bb")
+    pricer = _ScaledPricing(V, problem) if method == "mip" else None
     rounds = exact_passes = 0
     best_bound = math.inf  # internal (signed, unscaled) Lagrangian bound
     converged = False
@@ -213,25 +277,34 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     stop_at = None if total is None else total * (1 - ip_reserve)
     while True:
         rounds += 1
-        z, pi, mu, art_cols = rmp.solve_lp()
+        _z, pi, mu, art_cols = rmp.solve_lp()
         art = float(np.max(art_cols)) if n else 0.0
         if stop_at is not None and clock.elapsed() >= stop_at:
             break
         cols = price_heuristic(V, pi, mu, per_round, rng)
         if not cols:
+            cols = price_swaps(V, pi, mu, per_round, rng)
+        if not cols:
             exact_passes += 1
             cap = per_call if stop_at is None else min(per_call, stop_at - clock.elapsed())
-            cols, ub = pricer.solve(pi, mu, max(cap, 0.01), threads=threads)
-            if math.isfinite(ub):  # Lagrangian bound, valid for any duals pi
-                best_bound = min(best_bound, float(pi.sum()) + Kb * max(0.0, ub + mu))
-            if not cols and ub <= EPS:
+            if pricer is not None:
+                cols, ub = pricer.solve(pi, mu, max(cap, 0.01), threads=threads)
+                if math.isfinite(ub):  # Lagrangian bound, valid for any duals pi
+                    best_bound = min(best_bound, float(pi.sum()) + Kb * max(0.0, ub + mu))
+                done = math.isfinite(ub)
+            else:
+                cap = None if stop_at is None else max(stop_at - clock.elapsed(), 0.01)
+                res = price_exact(V, pi, mu, time_limit=cap, keep=per_round)
+                cols, ub, done = res.columns, res.max_ub, res.done
+                best_bound = min(best_bound, lagrangian_bound(pi, mu, res.ub, n, Kb))
+            if not cols and ub <= EPS and done:
                 converged = True
                 break
             if not cols:  # time ran out inside exact pricing
                 break
         for rc, m in cols:
             rmp.add(m, V.value(_members(m, n)))
-    message = f"column generation (MIP pricing): {rounds} rounds, {exact_passes} exact pricing passes, {len(rmp.masks)} columns"
+    message = f"column generation ({'MIP' if method == 'mip' else 'branch-and-bound'} pricing): {rounds} rounds, {exact_passes} exact pricing passes, {len(rmp.masks)} columns"
     if converged and art > 1e-7:
         return SolveResult(SolveStatus.INFEASIBLE, solver="highs",
                            message=message + "; the linear relaxation has no partition meeting max_groups")

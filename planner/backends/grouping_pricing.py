@@ -1,0 +1,286 @@
+"""Exact pricing for the column generation of large derived partitions: a dedicated branch-and-bound.
+
+The pricing problem (docs/formulations.md, "Grouping") is, for duals pi (tasks) and mu (group count),
+
+    max_G  rc(G) = a_s * sum_{i < k in G} W_ik + b_s * sum_{i in G} d_i - sum_{i in G} pi_i - mu,  s = |G|,
+
+over the admissible sizes s and the groups within the per-group budgets. One depth-first tree over
+"task j in / task j out" decisions serves every size at once. At a node with fixed-in set F (|F| = f)
+and free set U, for each size s still alive with r = s - f tasks to add (1 <= r <= |U|),
+
+    rc <= a_s P(F) + b_s D(F) - pi(F) - mu + (sum of the r largest c_j over j in U),
+    c_j = a_s (sum_{i in F} W_ij + 0.5 * (sum of the r - 1 largest W_jk over k in U, k != j)) + b_s d_j - pi_j,
+
+(each pair inside the added set is counted half by each end, and every added task has exactly r - 1
+added partners), valid because a_s >= 0. With r = 1 the bound is exact (the best single addition).
+A size is dropped from a subtree when its bound there is no better than the best group of that size
+found so far (or the threshold), and the tree stops when no size is alive. Budgets (non-negative
+resources) remove free tasks that no longer fit beside F.
+
+The result is the improving columns found and, per size, an upper bound on the best reduced cost:
+exact when the tree finishes, and still valid when it is stopped by the time limit (the bounds of the
+open nodes are included). The caller turns the per-size bounds into a Lagrangian bound.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+EPS = 1e-7
+
+
+class PricingResult:
+    """Columns [(rc, mask)] best first, per-size upper bounds on max rc (dict size -> ub), done flag."""
+
+    def __init__(self, columns, ub, done, nodes):
+        self.columns = columns
+        self.ub = ub
+        self.done = done
+        self.nodes = nodes
+
+    @property
+    def max_ub(self) -> float:
+        return max(self.ub.values()) if self.ub else -math.inf
+
+
+def _mask(idx) -> int:
+    m = 0
+    for i in idx:
+        m |= 1 << int(i)
+    return m
+
+
+_BASIS: dict[int, np.ndarray] = {}
+
+
+def _basis(u: int) -> np.ndarray:
+    """An orthonormal basis (u x (u-1)) of the vectors orthogonal to the all-ones vector."""
+    Z = _BASIS.get(u)
+    if Z is None:
+        q, _ = np.linalg.qr(np.column_stack([np.ones(u), np.eye(u)[:, : u - 1]]))
+        Z = _BASIS[u] = np.ascontiguousarray(q[:, 1:])
+    return Z
+
+
+def _spectral(uc: dict, WUU: np.ndarray, rs: np.ndarray, a_s: np.ndarray, C0: np.ndarray, u: int) -> np.ndarray:
+    """Upper bounds on max 0.5 a x^T W x + c^T x over x in {0,1}^u with sum x = r, one per row
+    (r, a, c): with x = (r/u) 1 + y, y orthogonal to 1 and |y|^2 = r - r^2/u, the quadratic in y over
+    that sphere is bounded by the dual function phi(g) = 0.5 g rho + 0.5 sum_i h_i^2 / (g - a lam_i)
+    for any g > a lam_max (weak duality); Newton steps pick a good g. ``uc`` caches the
+    eigen-decomposition for the free set (shared by the two children of a node)."""
+    if "eig" not in uc:
+        Z = _basis(u)
+        lam, vec = np.linalg.eigh(Z.T @ WUU @ Z)
+        w1 = WUU.sum(axis=1)
+        uc["eig"] = (lam, Z @ vec, w1, float(w1.sum()))
+    lam, ZV, w1, tot = uc["eig"]
+    m = rs / u
+    rho = np.maximum(rs - rs * m, 0.0)
+    const = 0.5 * a_s * m * m * tot + m * C0.sum(axis=1)
+    lin = (a_s * m)[:, None] * w1[None, :] + C0  # (sizes, u)
+    h2 = (lin @ ZV) ** 2  # (sizes, u-1)
+    A = a_s[:, None] * lam[None, :]
+    amax = A[:, -1]
+    hn = np.sqrt(h2.sum(axis=1))
+    sr = np.sqrt(np.maximum(rho, 1e-300))
+    # Newton on 1/|t(g)| = 1/sqrt(rho) (t = h / (g - A)) from g0 >= the minimiser; every g > a lam_max
+    # gives a valid bound, so the best value seen is kept
+    g = amax + hn / sr + 1e-12 * (1.0 + np.abs(amax))
+    val = np.full(len(rs), np.inf)
+    with np.errstate(all="ignore"):
+        val = _newton(g, A, h2, rho, sr, amax, val)
+    val = np.where(rho <= 1e-12, 0.0, val)  # r = u: x is fixed, the value is const
+    return const + val + 1e-9 * (1.0 + np.abs(const) + np.abs(val))
+
+
+def _newton(g, A, h2, rho, sr, amax, val):
+    """Newton steps for :func:`_spectral` (vectorised over sizes); the smallest dual value seen."""
+    for _ in range(8):
+        inv = 1.0 / (g[:, None] - A)
+        q = h2 * inv * inv
+        val = np.minimum(val, np.where(np.isfinite(inv).all(axis=1),
+                                       0.5 * g * rho + 0.5 * (h2 * inv).sum(axis=1), np.inf))
+        S = np.maximum(q.sum(axis=1), 1e-300)
+        dS = (q * inv).sum(axis=1)  # -S'/2
+        psi = S ** -0.5 - 1.0 / sr
+        dpsi = S ** -1.5 * dS
+        step = np.where(dpsi > 0, psi / np.maximum(dpsi, 1e-300), 0.0)
+        g_new = g - step
+        g = np.where(np.isfinite(g_new) & (g_new > amax), g_new, 0.5 * (g + amax))
+    return val
+
+
+def _partners(uc: dict, WUU: np.ndarray, u: int) -> np.ndarray:
+    """T[j, t]: the sum of the t largest W_jk over free k != j (t = 0..u-1), cached per free set."""
+    T = uc.get("T")
+    if T is None:
+        WU = WUU.copy()
+        np.fill_diagonal(WU, -np.inf)
+        WU = -np.sort(-WU, axis=1)[:, : u - 1]
+        T = uc["T"] = np.zeros((u, u))
+        np.cumsum(WU, axis=1, out=T[:, 1:])
+    return T
+
+
+def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = EPS, keep: int = 40,
+                node_limit: int | None = None, spectral: bool = True) -> PricingResult:
+    """Branch-and-bound over groups for the best reduced cost per size (see the module docstring).
+
+    ``V`` is a :class:`planner.backends.grouping_colgen._Values`. A size's subtree is pruned when its
+    bound is <= max(best found for that size, ``threshold``); so a size's upper bound is exact where
+    it exceeds ``threshold`` and otherwise only shown to be <= ``threshold`` (or the better bound met).
+    Returns up to ``keep`` columns with rc > EPS."""
+    t0 = time.perf_counter()
+    n = V.n
+    W, d = V.W, V.d
+    pi = np.asarray(pi, dtype=float)
+    sizes = np.array(sorted(V.sizes), dtype=int)
+    a, b = V.a, V.b
+    has_res = len(V.caps) > 0
+    monotone = not has_res or bool(np.all(V.res >= 0))
+    lin = -pi  # linear part without b_s d
+    # per-size state: best found, the largest bound of a pruned subtree
+    best = {int(s): -math.inf for s in sizes}
+    pruned = {int(s): -math.inf for s in sizes}
+    found: dict[int, float] = {}
+
+    def record(F, rc):
+        s = len(F)
+        best[s] = max(best[s], rc)
+        if rc > EPS:
+            found[_mask(F)] = rc
+
+    def fits(F):
+        return not has_res or bool(np.all(V.res[list(F)].sum(axis=0) <= V.caps))
+
+    U0 = np.arange(n)
+    if has_res and monotone:
+        U0 = U0[np.all(V.res <= V.caps[None, :], axis=1)]
+    # stack entry: (F tuple, U array, alive sizes array, bounds for alive (inherited), AF, P, D, Pi, R, cache)
+    zero_n = np.zeros(n)
+    R0 = np.zeros(len(V.caps)) if has_res else None
+    stack = [((), U0, sizes, np.full(len(sizes), math.inf), zero_n, 0.0, 0.0, 0.0, R0, {})]
+    nodes = 0
+    done = True
+    while stack:
+        if (node_limit is not None and nodes >= node_limit) or \
+                (time_limit is not None and (nodes & 31) == 31 and time.perf_counter() - t0 > time_limit):
+            done = False
+            break
+        F, U, alive, inherited, AF, P, D, Pi, R, uc = stack.pop()
+        # drop sizes already beaten since the parent was bounded
+        thr_v = np.array([max(best[int(s_)], threshold) for s_ in alive])
+        keepm = inherited > thr_v
+        for i in np.flatnonzero(~keepm):
+            s = int(alive[i])
+            pruned[s] = max(pruned[s], float(inherited[i]))
+        alive = alive[keepm]
+        if len(alive) == 0:
+            continue
+        nodes += 1
+        f = len(F)
+        if f and alive[0] == f:  # F itself is a group of an alive size
+            if fits(F):
+                record(F, float(a[f] * P + b[f] * D - Pi - mu))
+            alive = alive[1:]
+        u = len(U)
+        alive = alive[(alive > f) & (alive - f <= u)]
+        if len(alive) == 0:
+            continue
+        rs = alive - f
+        rmax = int(rs.max())
+        WUU = W[np.ix_(U, U)] if rmax > 1 else None
+        as_, bs_ = a[alive][:, None], b[alive][:, None]
+        C0 = as_ * AF[U][None, :] + bs_ * d[U][None, :] + lin[U][None, :]  # linear part of the residual problem
+        if rmax > 1:
+            T = _partners(uc, WUU, u)
+            C = C0 + as_ * (0.5 * T[:, rs - 1].T)
+        else:
+            C = C0
+        Cs = -np.sort(-C, axis=1)
+        cums = np.cumsum(Cs, axis=1)
+        base = a[alive] * P + b[alive] * D - Pi - mu
+        ar = np.arange(len(alive))
+        bounds = base + cums[ar, rs - 1]
+        # sizes one short of F: the bound is exact, take the best additions directly
+        one = rs == 1
+        if one.any():
+            for i in np.flatnonzero(one):
+                got = 0
+                for jj in np.argsort(-C[i]):
+                    G = F + (int(U[jj]),)
+                    if fits(G):  # the best fitting addition is the best group of this size here
+                        record(G, float(base[i] + C[i, jj]))
+                        got += 1
+                        if got >= 3 or base[i] + C[i, jj] <= EPS:
+                            break
+            keep2 = ~one
+            alive, bounds, C, C0, rs, base, cums = (alive[keep2], bounds[keep2], C[keep2], C0[keep2],
+                                                    rs[keep2], base[keep2], cums[keep2])
+            if len(alive) == 0:
+                continue
+        thr_v = np.array([max(best[int(s_)], threshold) for s_ in alive])
+        if spectral:
+            sel = np.flatnonzero(bounds > thr_v)
+            if len(sel):
+                sb = _spectral(uc, WUU, rs[sel], a[alive[sel]], C0[sel], u) + base[sel]
+                bounds[sel] = np.minimum(bounds[sel], sb)
+        live = bounds > thr_v
+        for i in np.flatnonzero(~live):
+            s = int(alive[i])
+            pruned[s] = max(pruned[s], float(bounds[i]))
+        if not live.any():
+            continue
+        alive, bounds, C, rs, base, cums, thr_v = (alive[live], bounds[live], C[live], rs[live], base[live],
+                                                   cums[live], thr_v[live])
+        # free tasks in no group that can beat the thresholds: the best completion containing j is
+        # bounded by base + min(top-r sum, c_j + top-(r-1) sum)
+        ar = np.arange(len(alive))
+        with_j = base[:, None] + np.minimum(cums[ar, rs - 1][:, None], C + cums[ar, rs - 2][:, None])
+        useful = np.any(with_j > thr_v[:, None], axis=0)
+        if not useful.all():
+            gone = with_j[:, ~useful].max(axis=1)
+            for i, s_ in enumerate(alive):
+                pruned[int(s_)] = max(pruned[int(s_)], float(gone[i]))
+            U = U[useful]
+            C = C[:, useful]
+            uc = {}
+            if len(U) == 0:
+                continue
+        # branch on the best addition for the most promising size
+        top = int(np.argmax(bounds))
+        jj = int(np.argmax(C[top]))
+        j = int(U[jj])
+        Urest = np.delete(U, jj)
+        child_cache: dict = {}
+        # out-child first on the stack, so the in-child is explored first
+        stack.append((F, Urest, alive, bounds, AF, P, D, Pi, R, child_cache))
+        G = F + (j,)
+        R2 = None
+        U2 = Urest
+        cache2 = child_cache
+        if has_res:
+            R2 = R + V.res[j]
+            if monotone:
+                if np.any(R2 > V.caps):
+                    continue
+                fit = np.all(R2[None, :] + V.res[Urest] <= V.caps[None, :], axis=1)
+                if not fit.all():
+                    U2, cache2 = Urest[fit], {}
+        stack.append((G, U2, alive, bounds, AF + W[:, j], P + AF[j], D + d[j], Pi + pi[j], R2, cache2))
+    if not done:  # open subtrees: their inherited bounds stand
+        for F, U, alive, inherited, *_rest in stack:
+            for i, s in enumerate(alive):
+                s = int(s)
+                if s == len(F) or s - len(F) <= len(U):
+                    pruned[s] = max(pruned[s], float(inherited[i]))
+    ub = {}
+    for s in sizes:
+        s = int(s)
+        ub[s] = max(best[s], pruned[s])
+        if not math.isfinite(ub[s]) and ub[s] > 0:  # pragma: no cover - an unbounded root
+            ub[s] = math.inf
+    cols = sorted(((rc, m) for m, rc in found.items()), reverse=True)[:keep]
+    return PricingResult(cols, ub, done, nodes)

@@ -1,0 +1,86 @@
+"""The branch-and-bound pricing of the large-partition column generation against enumeration of every
+group: per-size upper bounds must be valid (also when stopped early) and exact above the threshold,
+the columns' reduced costs true, and the Lagrangian bound from them valid."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from planner.backends.grouping_colgen import _members, _Values, lagrangian_bound
+from planner.backends.grouping_pricing import price_exact
+from planner.problems.grouping import problem_from_affinity
+
+
+def _case(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 11))
+    rule = ["pairwise_mean_by_size", "tag", "hoa"][seed % 3]
+    diag = ["ignore", "include"][(seed // 3) % 2]
+    tasks = [f"t{i}" for i in range(n)]
+    kw = {}
+    if seed % 4 == 1:
+        kw = dict(task_resources={t: {"gpu": float(rng.integers(1, 4))} for t in tasks}, per_group_budgets={"gpu": 6.0})
+    lo = 1 if rule != "tag" else 2
+    hi = int(rng.integers(lo + 1, n + 1))
+    p = problem_from_affinity(tasks, np.round(rng.normal(size=(n, n)), 3).tolist(), rule=rule, diagonal=diag,
+                              max_groups=int(rng.integers(2, 5)), group_size=(lo + seed % 2, hi), **kw)
+    V = _Values(p)
+    pi = rng.normal(0, 0.5, size=n)
+    mu = float(rng.normal(0, 0.3))
+    return p, V, pi, mu
+
+
+def _best_per_size(V, pi, mu):
+    best = {}
+    for s in V.sizes:
+        b = -math.inf
+        for c in itertools.combinations(range(V.n), s):
+            idx = np.array(c)
+            if V.fits(idx):
+                b = max(b, V.value(idx) - pi[idx].sum() - mu)
+        best[s] = b
+    return best
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_branch_and_bound_pricing_against_enumeration(seed):
+    _p, V, pi, mu = _case(seed)
+    best = _best_per_size(V, pi, mu)
+    for thr in (1e-7, -10.0):
+        for spectral in (True, False):
+            r = price_exact(V, pi, mu, threshold=thr, spectral=spectral)
+            assert r.done
+            for s in V.sizes:
+                assert r.ub[s] >= best[s] - 1e-9
+                if best[s] > thr + 1e-9:  # exact above the threshold
+                    assert r.ub[s] == pytest.approx(best[s], abs=1e-9)
+            for rc, m in r.columns:
+                idx = _members(m, V.n)
+                assert V.fits(idx) and len(idx) in V.sizes
+                assert rc == pytest.approx(V.value(idx) - pi[idx].sum() - mu, abs=1e-9)
+            top = max(best.values())
+            if top > 1e-6:
+                assert r.columns and r.columns[0][0] == pytest.approx(top, abs=1e-9)
+    stopped = price_exact(V, pi, mu, node_limit=2)
+    for s in V.sizes:  # open nodes keep the bound valid
+        assert stopped.ub[s] >= best[s] - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_size_lagrangian_bound_is_valid(seed):
+    """sum pi + best size multiset of per-size bounds >= every partition's value (brute force)."""
+    from planner.solve import solve
+    from planner.status import SolveStatus
+
+    p, V, pi, mu = _case(100 + seed)
+    brute = solve(p, "brute", 60)
+    if brute.status is not SolveStatus.OPTIMAL:
+        return
+    r = price_exact(V, pi, mu, threshold=-math.inf)
+    K = p.max_groups if p.max_groups is not None else p.n
+    sign = 1.0 if p.maximize else -1.0
+    bound = lagrangian_bound(pi, mu, r.ub, p.n, min(K, p.n))
+    assert bound >= sign * brute.objective / p.scale - 1e-7
