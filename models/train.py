@@ -418,7 +418,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                           s_m=s_m.astype(np.int64), step0=n_steps[alive].astype(np.int64),
                           theta=theta.numpy(), m1=m1.numpy(), m2=m2.numpy(), batch=Bc, K=K, C=C, kind=kind,
                           lr=config.lr, betas=(b1, b2), eps=config.eps, weight_decay=config.weight_decay,
-                          p1=p + 1, hw=net.width[0])
+                          p1=p + 1, hw=net.width[0], threads=torch.get_num_threads())
                 remaining[alive] -= s_m
                 n_steps[alive] += s_m
                 S = 0

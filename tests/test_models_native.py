@@ -134,3 +134,32 @@ def test_run_epoch_checks_its_arrays():
         native.run_epoch(fn, **(args | {"flat": np.zeros((1, 4), np.int32)}))
     with pytest.raises(ValueError):
         native.run_epoch(fn, **(args | {"X1": np.zeros((4, 5), np.float32)}))
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_threads_do_not_change_results(kind):
+    rng = np.random.default_rng(5)
+    n, p1, hw, K, A, bc = 600, 7, 32, 3, 9, 20
+    C = {"binary": 2, "multiclass": 3, "regression": 1}[kind]
+    P = -(-(p1 * hw + K * C * hw + K * C) // 16) * 16
+    X1 = rng.normal(size=(n, p1)).astype(np.float32)
+    y = rng.integers(0, max(C, 2), n)
+    task = rng.integers(0, 4, n).astype(np.int64)
+    slot_table = np.array([rng.permutation([0, 1, 2, 2]) for _ in range(A)], dtype=np.int64)
+    flat = np.stack([rng.choice(n, 5 * bc) for _ in range(A)]).astype(np.int64)
+    theta = np.zeros((A, P), np.float32)
+    theta[:, :p1 * hw + K * C * hw + K * C] = rng.normal(scale=0.3, size=(A, p1 * hw + K * C * hw + K * C))
+    outs = []
+    for threads in (1, 2, 4):
+        th, m1, m2 = theta.copy(), np.zeros_like(theta), np.zeros_like(theta)
+        native.run_epoch(native.epoch_kernel(p1, hw, C), X1=X1, y_float=None if kind == "multiclass" else y.astype(np.float32),
+                         y_int=y.astype(np.int64) if kind == "multiclass" else None, task=task, slot_table=slot_table,
+                         flat=flat, n_j=np.full(A, 5 * bc - 7, dtype=np.int64), s_m=np.full(A, 5, dtype=np.int64),
+                         step0=np.arange(A, dtype=np.int64), theta=th, m1=m1, m2=m2, batch=bc, K=K, C=C, kind=kind,
+                         lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4, p1=p1, hw=hw, threads=threads)
+        outs.append((th, m1, m2))
+    assert np.isfinite(outs[0][0]).all() and not np.array_equal(outs[0][0], theta)
+    for o in outs[1:]:
+        for a, b in zip(o, outs[0]):
+            assert np.array_equal(a, b)

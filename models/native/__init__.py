@@ -27,7 +27,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("train_step.c")
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC"]
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-pthread"]
 KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
 MAX_CLASSES = 64
 
@@ -112,7 +112,7 @@ def _load(p1: int, hw: int):
     fn = lib.train_epoch
     fn.restype = _I
     fn.argtypes = [_I, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I,
-                   _F, _F, _F, _F, _F]
+                   _F, _F, _F, _F, _F, _I]
     if lib.kernel_sizes() != p1 * 1000 + hw:  # pragma: no cover - a stale or foreign library
         return None
     return fn
@@ -143,8 +143,10 @@ def _ptr(a: np.ndarray) -> int:
 def run_epoch(fn, *, X1: np.ndarray, y_float: np.ndarray | None, y_int: np.ndarray | None, task: np.ndarray,
               slot_table: np.ndarray, flat: np.ndarray, n_j: np.ndarray, s_m: np.ndarray, step0: np.ndarray,
               theta: np.ndarray, m1: np.ndarray, m2: np.ndarray, batch: int, K: int, C: int, kind: str,
-              lr: float, betas: tuple[float, float], eps: float, weight_decay: float, p1: int, hw: int) -> None:
-    """One epoch for ``A = len(theta)`` models, updating ``theta``, ``m1`` and ``m2`` in place.
+              lr: float, betas: tuple[float, float], eps: float, weight_decay: float, p1: int, hw: int,
+              threads: int = 1) -> None:
+    """One epoch for ``A = len(theta)`` models, updating ``theta``, ``m1`` and ``m2`` in place, spread
+    over ``threads`` threads (each model on one thread: the result does not depend on the count).
 
     Every array must be C-contiguous with the dtype the kernel reads (float32 / int64); checked here,
     since the kernel trusts them."""
@@ -163,6 +165,6 @@ def run_epoch(fn, *, X1: np.ndarray, y_float: np.ndarray | None, y_int: np.ndarr
     yi = _ptr(y_int) if y_int is not None else None
     rc = fn(A, P, batch, flat.shape[1], _ptr(X1), yf, yi, _ptr(task), _ptr(slot_table), slot_table.shape[1],
             _ptr(flat), _ptr(n_j), _ptr(s_m), _ptr(step0), _ptr(theta), _ptr(m1), _ptr(m2), K, C, KINDS[kind],
-            lr, betas[0], betas[1], eps, weight_decay)
+            lr, betas[0], betas[1], eps, weight_decay, max(1, int(threads)))
     if rc != 0:
         raise MemoryError("native kernel: cannot allocate its scratch memory")

@@ -13,6 +13,7 @@
  * 1 / (rows in the batch), as in the plain PyTorch loop.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,52 +323,89 @@ static void adam(float *restrict th, const float *restrict g, float *restrict m1
     }
 }
 
-/* One epoch for A models. Model j (row j of theta, m1, m2, slot_table) takes s_m[j] steps; step s
- * uses rows flat[j, s*bc : s*bc + cnt] with cnt = clip(n_j[j] - s*bc, 0, bc), Adam step number
- * step0[j] + s + 1. Returns 0, or -1 when scratch memory cannot be allocated. */
-int train_epoch(int A, int P, int bc, int S_cols, const float *X1, const float *yf, const i64 *yi,
-                const i64 *task, const i64 *slot_table, int n_tasks, const i64 *flat, const i64 *n_j,
-                const i64 *s_m, const i64 *step0, float *theta, float *m1, float *m2, int K, int C, int kind,
-                float lr, float b1, float b2, float eps, float wd)
+/* Arguments of one epoch call, shared by its threads. */
+typedef struct {
+    int A, P, bc, S_cols, n_tasks, K, C, kind;
+    const float *X1, *yf;
+    const i64 *yi, *task, *slot_table, *flat, *n_j, *s_m, *step0;
+    float *theta, *m1, *m2;
+    float lr, b1, b2, eps, wd;
+    int next; /* next model to take (atomic) */
+    int failed;
+} Epoch;
+
+/* Take models one at a time until none is left; each with its own scratch. */
+static void *epoch_worker(void *arg)
 {
+    Epoch *ep = arg;
+    const int K = ep->K, C = ep->C, bc = ep->bc, P = ep->P;
     const i64 used = (i64)P1 * HW + (i64)K * C * HW + (i64)K * C;
     const size_t nf = (size_t)bc * (P1 + 2 * HW) + 2 * ((size_t)bc + 16) + (size_t)K * HW + (size_t)P + 64;
     float *buf = calloc(nf, sizeof(float));
     i64 *R = calloc((size_t)bc + 1, sizeof(i64));
     int *off = calloc((size_t)K + 2, sizeof(int));
     if (!buf || !R || !off) {
-        free(buf);
-        free(R);
-        free(off);
-        return -1;
-    }
-    Scratch sc;
-    sc.Xb = buf;
-    sc.Ab = sc.Xb + (size_t)bc * P1;
-    sc.DZ = sc.Ab + (size_t)bc * HW;
-    sc.E = sc.DZ + (size_t)bc * HW;
-    sc.Y = sc.E + (size_t)bc + 16;
-    sc.H = sc.Y + (size_t)bc + 16;
-    sc.R = R;
-    sc.off = off;
-    float *g = sc.H + (size_t)K * HW;
-    for (int j = 0; j < A; j++) {
-        float *th = theta + (size_t)j * P;
-        float *mm1 = m1 + (size_t)j * P;
-        float *mm2 = m2 + (size_t)j * P;
-        const i64 *slots = slot_table + (size_t)j * n_tasks;
-        const i64 *fl = flat + (size_t)j * S_cols;
-        for (i64 s = 0; s < s_m[j]; s++) {
-            i64 cnt = n_j[j] - s * bc;
-            cnt = cnt < 0 ? 0 : (cnt > bc ? bc : cnt);
-            model_grad(X1, yf, yi, task, slots, fl + s * bc, (int)cnt, K, C, kind, th, g, &sc);
-            adam(th, g, mm1, mm2, used, step0[j] + s + 1, lr, b1, b2, eps, wd);
+        __atomic_store_n(&ep->failed, 1, __ATOMIC_SEQ_CST);
+    } else {
+        Scratch sc;
+        sc.Xb = buf;
+        sc.Ab = sc.Xb + (size_t)bc * P1;
+        sc.DZ = sc.Ab + (size_t)bc * HW;
+        sc.E = sc.DZ + (size_t)bc * HW;
+        sc.Y = sc.E + (size_t)bc + 16;
+        sc.H = sc.Y + (size_t)bc + 16;
+        sc.R = R;
+        sc.off = off;
+        float *g = sc.H + (size_t)K * HW;
+        for (;;) {
+            const int j = __atomic_fetch_add(&ep->next, 1, __ATOMIC_RELAXED);
+            if (j >= ep->A)
+                break;
+            float *th = ep->theta + (size_t)j * P;
+            float *mm1 = ep->m1 + (size_t)j * P;
+            float *mm2 = ep->m2 + (size_t)j * P;
+            const i64 *slots = ep->slot_table + (size_t)j * ep->n_tasks;
+            const i64 *fl = ep->flat + (size_t)j * ep->S_cols;
+            for (i64 s = 0; s < ep->s_m[j]; s++) {
+                i64 cnt = ep->n_j[j] - s * bc;
+                cnt = cnt < 0 ? 0 : (cnt > bc ? bc : cnt);
+                model_grad(ep->X1, ep->yf, ep->yi, ep->task, slots, fl + s * bc, (int)cnt, K, C, ep->kind, th, g, &sc);
+                adam(th, g, mm1, mm2, used, ep->step0[j] + s + 1, ep->lr, ep->b1, ep->b2, ep->eps, ep->wd);
+            }
         }
     }
     free(buf);
     free(R);
     free(off);
-    return 0;
+    return NULL;
+}
+
+/* One epoch for A models. Model j (row j of theta, m1, m2, slot_table) takes s_m[j] steps; step s
+ * uses rows flat[j, s*bc : s*bc + cnt] with cnt = clip(n_j[j] - s*bc, 0, bc), Adam step number
+ * step0[j] + s + 1. Models are spread over `threads` threads (a model's result does not depend on
+ * which). Returns 0, or -1 when scratch memory cannot be allocated. */
+int train_epoch(int A, int P, int bc, int S_cols, const float *X1, const float *yf, const i64 *yi,
+                const i64 *task, const i64 *slot_table, int n_tasks, const i64 *flat, const i64 *n_j,
+                const i64 *s_m, const i64 *step0, float *theta, float *m1, float *m2, int K, int C, int kind,
+                float lr, float b1, float b2, float eps, float wd, int threads)
+{
+    Epoch ep = {A, P, bc, S_cols, n_tasks, K, C, kind, X1, yf, yi, task, slot_table, flat, n_j, s_m, step0,
+                theta, m1, m2, lr, b1, b2, eps, wd, 0, 0};
+    if (threads > A)
+        threads = A;
+    if (threads > 64)
+        threads = 64;
+    pthread_t tid[64];
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&tid[started], NULL, epoch_worker, &ep) != 0)
+            break; /* fewer threads: the models left are taken by the others */
+        started++;
+    }
+    epoch_worker(&ep);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    return ep.failed ? -1 : 0;
 }
 
 int kernel_sizes(void) { return P1 * 1000 + HW; }
