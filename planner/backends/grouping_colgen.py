@@ -294,7 +294,7 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
                 done = math.isfinite(ub)
             else:
                 cap = None if stop_at is None else max(stop_at - clock.elapsed(), 0.01)
-                res = price_exact(V, pi, mu, time_limit=cap, keep=per_round)
+                res = price_exact(V, pi, mu, time_limit=cap, keep=per_round, threads=threads)
                 cols, ub, done = res.columns, res.max_ub, res.done
                 best_bound = min(best_bound, lagrangian_bound(pi, mu, res.ub, n, Kb))
             if not cols and ub <= EPS and done:

@@ -23,12 +23,60 @@ open nodes are included). The caller turns the per-size bounds into a Lagrangian
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
 import numpy as np
 
 EPS = 1e-7
+
+
+def _openblas():
+    """numpy's bundled OpenBLAS (ctypes handle) with its thread setters, or None."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = False
+        try:
+            import ctypes
+            import glob
+            import os
+
+            root = os.path.dirname(np.__file__)
+            for path in sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))):
+                lib = ctypes.CDLL(path)
+                for get, set_ in (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                                  ("openblas_get_num_threads", "openblas_set_num_threads")):
+                    if hasattr(lib, get) and hasattr(lib, set_):
+                        _BLAS = (getattr(lib, get), getattr(lib, set_))
+                        break
+                if _BLAS:
+                    break
+        except OSError:  # pragma: no cover - no bundled OpenBLAS
+            _BLAS = False
+    return _BLAS or None
+
+
+_BLAS = None
+
+
+@contextlib.contextmanager
+def blas_threads(k: int):
+    """Run with at most k OpenBLAS threads (the small eigen-decompositions here are slower with more,
+    above all on a loaded machine); restored afterwards. A no-op where the library is not found."""
+    blas = _openblas()
+    if blas is None:
+        yield
+        return
+    get, set_ = blas
+    old = int(get())
+    if old > k:
+        set_(int(k))
+    try:
+        yield
+    finally:
+        if old > k:
+            set_(old)
 
 
 class PricingResult:
@@ -125,13 +173,19 @@ def _partners(uc: dict, WUU: np.ndarray, u: int) -> np.ndarray:
 
 
 def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = EPS, keep: int = 40,
-                node_limit: int | None = None, spectral: bool = True) -> PricingResult:
+                node_limit: int | None = None, spectral: bool = True, threads: int = 1) -> PricingResult:
     """Branch-and-bound over groups for the best reduced cost per size (see the module docstring).
 
     ``V`` is a :class:`planner.backends.grouping_colgen._Values`. A size's subtree is pruned when its
     bound is <= max(best found for that size, ``threshold``); so a size's upper bound is exact where
     it exceeds ``threshold`` and otherwise only shown to be <= ``threshold`` (or the better bound met).
-    Returns up to ``keep`` columns with rc > EPS."""
+    Returns up to ``keep`` columns with rc > EPS. Runs with at most ``threads`` BLAS threads."""
+    with blas_threads(max(1, int(threads))):
+        return _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral)
+
+
+def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -> PricingResult:
+    """The branch-and-bound of :func:`price_exact`."""
     t0 = time.perf_counter()
     n = V.n
     W, d = V.W, V.d
