@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=None, help="comma-separated model counts (default 64,256; quick 16,64)")
     ap.add_argument("--gpu-models", type=int, default=1024, help="models trained at once on the GPU, when present")
     ap.add_argument("--no-gpu", action="store_true", help="skip the GPU timing even when CUDA is available")
+    ap.add_argument("--torch-path", action="store_true",
+                    help="also time the batched trainer's PyTorch path (MTL_PLANNER_NATIVE=0) on the CPU")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,6 +92,11 @@ def main(argv=None) -> int:
 
     cpu_gflops = matmul_gflops("cpu")
     print(f"# 2048 x 2048 float32 matmul on the CPU: {cpu_gflops:.1f} GFLOP/s")
+    from models.mtl import BatchedMTL
+    from models.native import epoch_kernel
+
+    kern = epoch_kernel(11, BatchedMTL(10, config.hidden, 6, 2).width[0], 2)
+    print(f"# batched trainer on the CPU: {'the native C kernel (models/native)' if kern else 'the PyTorch path'}")
     print(f"{'models':>6} {'plain ms/model':>15} {'batched ms/model':>17} {'mean f plain':>13} "
           f"{'mean f batched':>15} {'max |df|':>9} {'plain GFLOP/s':>14} {'batched GFLOP/s':>16} {'speedup':>8}")
     speedup = float("nan")
@@ -103,6 +110,15 @@ def main(argv=None) -> int:
         speedup = tp / tb
         print(f"{M:>6} {tp / M * 1e3:>15.2f} {tb / M * 1e3:>17.3f} {fp.mean():>13.5f} {fb.mean():>15.5f} "
               f"{np.abs(fp - fb).max():>9.1e} {fl / tp / 1e9:>14.3f} {fl / tb / 1e9:>16.2f} {speedup:>8.1f}")
+        if args.torch_path and kern:
+            os.environ["MTL_PLANNER_NATIVE"] = "0"
+            try:
+                tres, tt = timed(lambda: train_subsets(data, 0, subs, config, sds))
+            finally:
+                del os.environ["MTL_PLANNER_NATIVE"]
+            ft = np.array([r.f for r in tres])
+            print(f"#  PyTorch path of the batched trainer: {tt / M * 1e3:.3f} ms/model (speedup {tp / tt:.1f}), "
+                  f"mean f {ft.mean():.5f}, max |df| to the native kernel {np.abs(ft - fb).max():.1e}")
         sys.stdout.flush()
 
     if torch.cuda.is_available() and not args.no_gpu:
