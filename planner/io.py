@@ -161,7 +161,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     mode = _file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -175,6 +175,46 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
+    _sweep_stale_temporaries(folder, path.name)
+
+
+STALE_SECONDS = 60.0
+
+
+def _sweep_stale_temporaries(folder: Path, name: str) -> None:
+    """Remove temporary files of earlier writes of ``name`` that were killed before their rename
+    (SIGKILL, power loss): those whose writing process is gone and that are over a minute old."""
+    import time
+
+    prefix = f".{name}."
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    now = time.time()
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.name.endswith(".tmp")):
+            continue
+        pid_text = e.name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        try:
+            if now - e.stat(follow_symlinks=False).st_mtime < STALE_SECONDS:
+                continue
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 0)
+                    continue  # its writer is still running
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue  # a live process of another user
+            else:
+                continue
+            os.unlink(e.path)
+        except OSError:
+            continue
 
 
 def dumps_json(obj: Any) -> str:

@@ -152,7 +152,8 @@ def test_estimate_kill_sweep(estimate_data, tmp_path, at_least):
     assert 0 < _rows(db) <= N_MODELS
     if out.exists():  # killed after the atomic rename: the file is whole
         assert _without_name(out) == _without_name(estimate_data["out"])
-    # (a kill inside the atomic write may leave a hidden .k.json.*.tmp, never a partial k.json)
+    # (a kill inside the atomic write may leave a hidden .k.json.PID.*.tmp, never a partial k.json;
+    # the next write of k.json removes it, see test_atomic_write_sweeps_temporaries_of_killed_writers)
     assert run(*args).exit_code == 0
     assert _without_name(out) == _without_name(estimate_data["out"])
     assert {r[1:] for r in _runs(db)} == {r[1:] for r in _runs(estimate_data["db"])}
@@ -440,3 +441,25 @@ def test_every_backend_missing(monkeypatch, tmp_path):
     assert res.exit_code == 1
     line = res.stderr.strip()
     assert line.startswith("error: no backend could solve this instance: ") and line.count("\n") == 0
+
+
+def test_atomic_write_sweeps_temporaries_of_killed_writers(tmp_path):
+    """A SIGKILL inside an atomic write leaves a hidden temporary file; the next write of the same
+    file removes it once its writer is gone, and leaves the files of live writers alone."""
+    from planner.io import atomic_write_text
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    old = time.time() - 3600
+    stale = tmp_path / f".out.json.{dead.pid}.abc123.tmp"
+    live = tmp_path / f".out.json.{os.getppid()}.def456.tmp"      # a running process (our parent)
+    fresh = tmp_path / f".out.json.{dead.pid}.ghi789.tmp"         # too recent to judge
+    other = tmp_path / f".other.json.{dead.pid}.jkl012.tmp"       # another file's
+    for p in (stale, live, fresh, other):
+        p.write_text("partial")
+    for p in (stale, live, other):
+        os.utime(p, (old, old))
+    atomic_write_text(tmp_path / "out.json", "{}\n")
+    assert (tmp_path / "out.json").read_text() == "{}\n"
+    assert not stale.exists()
+    assert live.exists() and fresh.exists() and other.exists()
