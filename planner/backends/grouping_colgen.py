@@ -6,14 +6,14 @@ For partition mode with a derived group value on more tasks than subset tables a
     value(G) = a_s * sum_{i < k in G} W[i][k] + b_s * sum_{i in G} d_i      (W = M + M^T, d = diag M)
 
 (signed for min problems). The set-partitioning master over groups is solved by column generation.
-Pricing (reduced cost rc(G) = value(G) - sum_{i in G} pi_i - mu) is done by a greedy + swap heuristic
-first; when it finds nothing, exactly: sizes up to ``SMALL`` by enumeration, larger sizes by one
-Boolean quadratic program over all sizes at once (with m(s) = 1/a_s > 0, m(s) rc(G) is a quadratic
-in the member indicators, see :class:`_ScaledPricing`) solved by HiGHS with a time cap. Every exact
-pass bounds the best reduced cost (from the MIP's dual bound when it is stopped), which gives the
-Lagrangian bound ``sum_a pi_a + K * max(0, max_G rc_G + mu)``, valid for any duals; when the pass
-proves no improving column exists, it is the LP bound of the full master. The integer master over the
-generated columns and the local-search grouping give the incumbent.
+Pricing (reduced cost rc(G) = value(G) - sum_{i in G} pi_i - mu) is done by greedy growth + swap
+descent, then swap descent from random groups, and when those find nothing, exactly by the
+branch-and-bound of :mod:`planner.backends.grouping_pricing` (``options["pricing"] = "mip"``: one
+Boolean quadratic program over all sizes in HiGHS, :class:`_ScaledPricing`). Every exact pass gives
+per-size upper bounds on the reduced cost, hence the Lagrangian bound of :func:`lagrangian_bound`
+(valid for any duals, also when the pass was stopped); when the pass proves no improving column
+exists, it is the LP bound of the full master. The integer master over the generated columns and the
+local-search grouping give the incumbent.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
   - up to ``CG_MAX_TASKS`` tasks: column generation with exhaustive (vectorised) pricing over every
     subset, then the restricted master as a MIP; optimality is proven by reduced-cost enumeration
     (:func:`solve_partition_cg`);
-  - beyond that, column generation with MIP pricing (:mod:`planner.backends.grouping_colgen`); the
+  - beyond that, column generation with branch-and-bound pricing (:mod:`planner.backends.grouping_colgen`); the
     compact clique-partitioning model (:func:`build_partition_compact`) with
     ``options["large_partition"] = "compact"``.
 """
