@@ -2,21 +2,12 @@
 kind and shape it takes, built once and cached, and a clean fallback where it cannot be built."""
 import numpy as np
 import pytest
-import torch
 
 import models.native as native
 from models.data import synthetic_classification, synthetic_linear
 from models.train import TrainConfig, train_subsets, train_subsets_plain
 
 HAVE_CC = native._compiler() is not None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -138,23 +138,7 @@ def price_heuristic(V: _Values, pi: np.ndarray, mu: float, limit: int, rng) -> l
     for s, (rc0, x0) in best_per_size.items():
         if s == n:
             continue
-        x = x0.copy()
-        for _ in range(4 * n):
-            inn, out = np.flatnonzero(x), np.flatnonzero(~x)
-            A = W[:, inn].sum(axis=1)
-            own = V.b[s] * d - pi  # linear part per task
-            # swapping i (in) for k (out): delta P = A[k] - A[i] - W[i, k]
-            delta = V.a[s] * (A[out][None, :] - A[inn][:, None] - W[np.ix_(inn, out)]) + own[out][None, :] - own[inn][:, None]
-            if has_res:
-                R = V.res[inn].sum(axis=0)
-                newR = R[None, None, :] - V.res[inn][:, None, :] + V.res[out][None, :, :]
-                delta[np.any(newR > V.caps, axis=2)] = -np.inf
-            j = int(np.argmax(delta))
-            i, k = divmod(j, len(out))
-            if delta[i, k] <= 1e-12:
-                break
-            x[inn[i]] = False
-            x[out[k]] = True
+        x = _swap_descent(V, pi, s, x0.copy())
         idx = np.flatnonzero(x)
         rc = V.value(idx) - pi[idx].sum() - mu
         if rc > EPS:
@@ -163,35 +147,45 @@ def price_heuristic(V: _Values, pi: np.ndarray, mu: float, limit: int, rng) -> l
     return out[:limit]
 
 
+def _swap_descent(V: _Values, pi: np.ndarray, s: int, x: np.ndarray) -> np.ndarray:
+    """Best-improvement 1-swap descent of the group ``x`` (bool, size s) on its reduced cost, within
+    the per-group budgets; ``x`` is changed in place and returned."""
+    n, W = V.n, V.W
+    has_res = len(V.caps) > 0
+    own = V.b[s] * V.d - pi  # linear part per task
+    for _ in range(4 * n):
+        inn, out = np.flatnonzero(x), np.flatnonzero(~x)
+        A = W[:, inn].sum(axis=1)
+        # swapping i (in) for k (out): delta P = A[k] - A[i] - W[i, k]
+        delta = V.a[s] * (A[out][None, :] - A[inn][:, None] - W[np.ix_(inn, out)]) + own[out][None, :] - own[inn][:, None]
+        if has_res:
+            R = V.res[inn].sum(axis=0)
+            newR = R[None, None, :] - V.res[inn][:, None, :] + V.res[out][None, :, :]
+            delta[np.any(newR > V.caps, axis=2)] = -np.inf
+        j = int(np.argmax(delta))
+        i, k = divmod(j, len(out))
+        if delta[i, k] <= 1e-12:
+            break
+        x[inn[i]] = False
+        x[out[k]] = True
+    return x
+
+
 def price_swaps(V: _Values, pi: np.ndarray, mu: float, limit: int, rng, starts: int = 3) -> list[tuple[float, int]]:
     """1-swap descent from ``starts`` random groups of every admissible size (seeded ``rng``), for when
     greedy growth finds nothing. Returns up to ``limit`` distinct improving (rc, mask), best first."""
-    n, W = V.n, V.W
+    n = V.n
     found: dict[int, float] = {}
     has_res = len(V.caps) > 0
     for s in V.sizes:
         if s >= n:
             continue
-        own = V.b[s] * V.d - pi
         for _ in range(starts):
             x = np.zeros(n, dtype=bool)
             x[rng.choice(n, s, replace=False)] = True
             if has_res and not V.fits(np.flatnonzero(x)):
                 continue
-            for _ in range(4 * n):
-                inn, out = np.flatnonzero(x), np.flatnonzero(~x)
-                A = W[:, inn].sum(axis=1)
-                delta = V.a[s] * (A[out][None, :] - A[inn][:, None] - W[np.ix_(inn, out)]) + own[out][None, :] - own[inn][:, None]
-                if has_res:
-                    R = V.res[inn].sum(axis=0)
-                    newR = R[None, None, :] - V.res[inn][:, None, :] + V.res[out][None, :, :]
-                    delta[np.any(newR > V.caps, axis=2)] = -np.inf
-                j = int(np.argmax(delta))
-                i, k = divmod(j, len(out))
-                if delta[i, k] <= 1e-12:
-                    break
-                x[inn[i]] = False
-                x[out[k]] = True
+            x = _swap_descent(V, pi, s, x)
             idx = np.flatnonzero(x)
             rc = V.value(idx) - pi[idx].sum() - mu
             if rc > EPS:
