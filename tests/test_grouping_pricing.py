@@ -45,13 +45,14 @@ def _best_per_size(V, pi, mu):
     return best
 
 
+@pytest.mark.parametrize("native", [None, False], ids=["C where it applies", "Python"])
 @pytest.mark.parametrize("seed", range(24))
-def test_branch_and_bound_pricing_against_enumeration(seed):
+def test_branch_and_bound_pricing_against_enumeration(seed, native):
     _p, V, pi, mu = _case(seed)
     best = _best_per_size(V, pi, mu)
     for thr in (1e-7, -10.0):
         for spectral in (True, False):
-            r = price_exact(V, pi, mu, threshold=thr, spectral=spectral)
+            r = price_exact(V, pi, mu, threshold=thr, spectral=spectral, native=native)
             assert r.done
             for s in V.sizes:
                 assert r.ub[s] >= best[s] - 1e-9
@@ -64,9 +65,37 @@ def test_branch_and_bound_pricing_against_enumeration(seed):
             top = max(best.values())
             if top > 1e-6:
                 assert r.columns and r.columns[0][0] == pytest.approx(top, abs=1e-9)
-    stopped = price_exact(V, pi, mu, node_limit=2)
+    stopped = price_exact(V, pi, mu, node_limit=2, native=native)
     for s in V.sizes:  # open nodes keep the bound valid
         assert stopped.ub[s] >= best[s] - 1e-9
+
+
+def test_compiled_tree_is_used_and_agrees_with_python_on_larger_instances():
+    """Where a C compiler exists the tree runs in C; on 14-24 tasks (too many to enumerate quickly,
+    so the two implementations are each other's oracle) both give the same per-size bounds."""
+    from models.native import _compiler
+    from planner.backends.grouping_pricing import _native_lib
+
+    if _compiler() is None:
+        pytest.skip("no C compiler: the Python tree is used")
+    assert _native_lib() is not None
+    for seed in range(6):
+        rng = np.random.default_rng(200 + seed)
+        n = int(rng.integers(14, 25))
+        S = rng.normal(size=(n, n))
+        S = np.round((S + S.T) / 2, 4)
+        np.fill_diagonal(S, 0.0)
+        p = problem_from_affinity([f"t{i}" for i in range(n)], S.tolist(), max_groups=3)
+        V = _Values(p)
+        pi = rng.normal(0.3, 0.4, size=n)
+        mu = float(rng.normal(1.0, 0.3))
+        c = price_exact(V, pi, mu, native=None)
+        py = price_exact(V, pi, mu, native=False)
+        assert c.done and py.done
+        for s in V.sizes:
+            assert c.ub[s] == pytest.approx(py.ub[s], abs=1e-7)
+        if py.columns:
+            assert c.columns[0][0] == pytest.approx(py.columns[0][0], abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -65,15 +65,18 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _build(p1: int, hw: int) -> Path | None:
+def build_library(source: Path, defines: list[str], stem: str) -> Path | None:
+    """Compile ``source`` (C, with ``-D`` ``defines``) into a shared library in :func:`cache_dir`, once:
+    the name hashes the source, the command and the CPU; written to a temporary file and renamed.
+    ``None`` (and a log line) when there is no compiler or the build fails."""
     cc = _compiler()
     if cc is None:
-        log.info("native kernel: no C compiler found; using the PyTorch path")
+        log.info("native code: no C compiler found; using the Python path")
         return None
-    src = SOURCE.read_bytes()
-    cmd = [cc, *FLAGS, f"-DP1={p1}", f"-DHW={hw}"]
+    src = Path(source).read_bytes()
+    cmd = [cc, *FLAGS, *[f"-D{x}" for x in defines]]
     key = hashlib.sha256(src + repr(cmd).encode() + _cpu_flags().encode() + platform.machine().encode()).hexdigest()[:16]
-    out = cache_dir() / f"train_step_{p1}_{hw}_{key}.so"
+    out = cache_dir() / f"{stem}_{key}.so"
     if out.exists():
         return out
     try:
@@ -81,18 +84,22 @@ def _build(p1: int, hw: int) -> Path | None:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         try:
-            r = subprocess.run([*cmd, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120)
+            r = subprocess.run([*cmd, "-o", tmp, str(source), "-lm"], capture_output=True, text=True, timeout=120)
             if r.returncode != 0:
-                log.warning("native kernel: %s failed (%s); using the PyTorch path", cc, r.stderr.strip()[:300])
+                log.warning("native code: %s failed (%s); using the Python path", cc, r.stderr.strip()[:300])
                 return None
             os.replace(tmp, out)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("native kernel: build failed (%s); using the PyTorch path", exc)
+        log.warning("native code: build failed (%s); using the Python path", exc)
         return None
     return out
+
+
+def _build(p1: int, hw: int) -> Path | None:
+    return build_library(SOURCE, [f"P1={p1}", f"HW={hw}"], f"train_step_{p1}_{hw}")
 
 
 _P = ctypes.c_void_p

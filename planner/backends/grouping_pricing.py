@@ -173,15 +173,80 @@ def _partners(uc: dict, WUU: np.ndarray, u: int) -> np.ndarray:
 
 
 def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = EPS, keep: int = 40,
-                node_limit: int | None = None, spectral: bool = True, threads: int = 1) -> PricingResult:
+                node_limit: int | None = None, spectral: bool = True, threads: int = 1,
+                native: bool | None = None) -> PricingResult:
     """Branch-and-bound over groups for the best reduced cost per size (see the module docstring).
 
     ``V`` is a :class:`planner.backends.grouping_colgen._Values`. A size's subtree is pruned when its
     bound is <= max(best found for that size, ``threshold``); so a size's upper bound is exact where
     it exceeds ``threshold`` and otherwise only shown to be <= ``threshold`` (or the better bound met).
-    Returns up to ``keep`` columns with rc > EPS. Runs with at most ``threads`` BLAS threads."""
+    Returns up to ``keep`` columns with rc > EPS. Runs with at most ``threads`` BLAS threads.
+
+    Without per-group budgets and with at most 63 tasks the same tree runs in C
+    (``grouping_pricing.c``, built on first use like the training kernel, :mod:`models.native`);
+    ``native=False`` forces the Python tree, ``None`` uses C where it applies and builds."""
+    if native is not False and len(V.caps) == 0 and V.n <= _NATIVE_MAX_TASKS:
+        lib = _native_lib()
+        if lib is not None:
+            return _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral)
     with blas_threads(max(1, int(threads))):
         return _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral)
+
+
+_NATIVE_MAX_TASKS = 63
+_NATIVE = None
+
+
+def _native_lib():
+    """The compiled tree (ctypes), or None where it cannot be built or is turned off."""
+    global _NATIVE
+    if _NATIVE is None:
+        _NATIVE = False
+        try:
+            import ctypes
+            from pathlib import Path
+
+            from models.native import build_library, enabled
+
+            if enabled():
+                path = build_library(Path(__file__).with_name("grouping_pricing.c"), [], "grouping_pricing")
+                if path is not None:
+                    lib = ctypes.CDLL(str(path))
+                    P, I, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
+                    lib.price_bb.restype = I
+                    lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, P, I, P, P, P, P]
+                    _NATIVE = lib
+        except OSError:  # pragma: no cover - a library that does not load
+            _NATIVE = False
+    return _NATIVE or None
+
+
+def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -> PricingResult:
+    """:func:`_price_exact` in C (no budgets): same tree, bounds and results."""
+    n = V.n
+    sizes = np.array(sorted(V.sizes), dtype=np.intc)
+    W = np.ascontiguousarray(V.W, dtype=float)
+    d = np.ascontiguousarray(V.d, dtype=float)
+    pi_ = np.ascontiguousarray(pi, dtype=float)
+    a = np.ascontiguousarray(V.a, dtype=float)
+    b = np.ascontiguousarray(V.b, dtype=float)
+    ub = np.zeros(len(sizes))
+    cap = max(4 * int(keep), 256)
+    cmask = np.zeros(cap, dtype=np.uint64)
+    crc = np.zeros(cap)
+    ncols = np.zeros(1, dtype=np.intc)
+    nodes = np.zeros(1, dtype=np.longlong)
+    rc = lib.price_bb(n, W.ctypes.data, d.ctypes.data, pi_.ctypes.data, a.ctypes.data, b.ctypes.data,
+                      len(sizes), sizes.ctypes.data, float(mu), float(threshold),
+                      -1.0 if time_limit is None else max(float(time_limit), 0.0),
+                      -1 if node_limit is None else int(node_limit), int(bool(spectral)),
+                      ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data)
+    if rc < 0:
+        raise MemoryError("grouping pricing: the branch-and-bound could not allocate its memory")
+    k = int(ncols[0])
+    cols = sorted(((float(crc[i]), int(cmask[i])) for i in range(k)), reverse=True)[:keep]
+    ubd = {int(s): (float(u) if not (math.isinf(u) and u > 0) else math.inf) for s, u in zip(sizes, ub)}
+    return PricingResult(cols, ubd, rc == 1, int(nodes[0]))
 
 
 def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -> PricingResult:
