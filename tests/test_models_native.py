@@ -1,5 +1,7 @@
 """The native CPU kernel (models/native): equal to the PyTorch path to float rounding on every loss
 kind and shape it takes, built once and cached, and a clean fallback where it cannot be built."""
+import platform
+
 import numpy as np
 import pytest
 
@@ -61,9 +63,18 @@ CASES = [
 ]
 
 
+X86 = platform.machine() in ("x86_64", "AMD64")
+# the kernel's vector width follows the instruction set (16 floats with AVX-512, 8 with AVX2, 4
+# otherwise): on x86 every width is built and checked, whatever this CPU has
+MARCHES = [""] + (["x86-64-v3", "x86-64"] if X86 else [])
+
+
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler: the trainer uses its PyTorch path")
+@pytest.mark.parametrize("march", MARCHES, ids=lambda m: m or "native")
 @pytest.mark.parametrize("kind,kw,subsets", CASES)
-def test_native_equals_torch_path_and_plain_loop(monkeypatch, kind, kw, subsets):
+def test_native_equals_torch_path_and_plain_loop(monkeypatch, kind, kw, subsets, march):
+    if march:
+        monkeypatch.setenv("MTL_PLANNER_MARCH", march)
     data = {"binary": lambda: synthetic_classification(k=4, p=5, n_per_task=[100, 80, 120, 60, 90], seed=7),
             "multiclass": lambda: synthetic_classification(k=3, p=4, n_per_task=80, n_classes=4, seed=4),
             "regression": lambda: synthetic_linear(k=3, p=6, n_per_task=90, seed=5)}[kind]()

@@ -8,7 +8,8 @@ compiled once per (input width, hidden width) with ``cc -O3 -march=native`` into
 name that hashes the source, the compiler command and the CPU's flags, and moved into place
 atomically, so concurrent processes and interrupted builds are safe.
 
-``MTL_PLANNER_NATIVE=0`` turns the kernel off (the PyTorch path is used everywhere).
+``MTL_PLANNER_NATIVE=0`` turns the kernel off (the PyTorch path is used everywhere);
+``MTL_PLANNER_MARCH`` replaces ``native`` in ``-march`` (e.g. ``x86-64-v3`` for AVX2 only).
 """
 from __future__ import annotations
 
@@ -28,11 +29,18 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("train_step.c")
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-pthread"]
+
+
+def _flags() -> list[str]:
+    """:data:`FLAGS`, with ``-march`` from ``$MTL_PLANNER_MARCH`` when set (tests build the kernel for
+    older instruction sets with it: AVX2 or plain x86-64 instead of this CPU's own)."""
+    march = os.environ.get("MTL_PLANNER_MARCH", "").strip()
+    return [f"-march={march}" if f == "-march=native" and march else f for f in FLAGS]
 KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
 MAX_CLASSES = 64
 
-_loaded: dict[tuple[int, int], object] = {}
-_failed: set[tuple[int, int]] = set()
+_loaded: dict[tuple[int, int, str], object] = {}
+_failed: set[tuple[int, int, str]] = set()
 
 
 def enabled() -> bool:
@@ -74,7 +82,7 @@ def build_library(source: Path, defines: list[str], stem: str) -> Path | None:
         log.info("native code: no C compiler found; using the Python path")
         return None
     src = Path(source).read_bytes()
-    cmd = [cc, *FLAGS, *[f"-D{x}" for x in defines]]
+    cmd = [cc, *_flags(), *[f"-D{x}" for x in defines]]
     key = hashlib.sha256(src + repr(cmd).encode() + _cpu_flags().encode() + platform.machine().encode()).hexdigest()[:16]
     out = cache_dir() / f"{stem}_{key}.so"
     if out.exists():
@@ -130,12 +138,12 @@ def epoch_kernel(p1: int, hw: int, n_classes: int):
     ``hw`` (a multiple of 16), or ``None`` (disabled, no compiler, too many classes)."""
     if not enabled() or n_classes > MAX_CLASSES:
         return None
-    key = (int(p1), int(hw))
+    key = (int(p1), int(hw), os.environ.get("MTL_PLANNER_MARCH", ""))
     if key in _failed:
         return None
     fn = _loaded.get(key)
     if fn is None:
-        fn = _load(*key)
+        fn = _load(key[0], key[1])
         if fn is None:
             _failed.add(key)
             return None

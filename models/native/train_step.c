@@ -27,67 +27,96 @@
 
 typedef int64_t i64;
 
-/* GCC/Clang vector extensions: 16 floats (one AVX-512 register, two AVX2 ones, four NEON ones) */
-typedef float v16 __attribute__((vector_size(64)));
-#define NV (HW / 16)
+/* GCC/Clang vector extensions, as wide as the target's registers: VL floats (16 with AVX-512, 8 with
+ * AVX, else 4: SSE or NEON). Wider vectors than the registers would be split and spilled. */
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+#define NV (HW / VL)
 #if HW % 16
 #error "HW must be a multiple of 16"
 #endif
 
-static inline v16 ld(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void st(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline v16 splat(float x) { return (v16){0} + x; }
-typedef int32_t vi16 __attribute__((vector_size(64)));
+static inline vf ld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void st(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /* x where a > 0, else +0 */
-static inline v16 where_pos(v16 a, v16 x) { return (v16)((vi16)x & (vi16)(a > (v16){0})); }
-static inline v16 relu(v16 v) { return where_pos(v, v); }
+static inline vf where_pos(vf a, vf x) { return (vf)((vi)x & (vi)(a > (vf){0})); }
+static inline vf relu(vf v) { return where_pos(v, v); }
 
 #ifdef __clang__
 #define SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
 #else
-#define SHUF(v, ...) __builtin_shuffle(v, (vi16){__VA_ARGS__})
+#define SHUF(v, ...) __builtin_shuffle(v, (vi){__VA_ARGS__})
 #endif
 
-/* sum of the 16 lanes (a fixed tree, so the same on every call) */
-static inline float hsum(v16 v)
+/* sum of the VL lanes (a fixed tree, so the same on every call) */
+static inline float hsum(vf v)
 {
+#if VL == 16
     v = v + SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
     v = v + SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
     v = v + SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
     v = v + SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#elif VL == 8
+    v = v + SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v = v + SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v = v + SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6);
+#else
+    v = v + SHUF(v, 2, 3, 0, 1);
+    v = v + SHUF(v, 1, 0, 3, 2);
+#endif
     return v[0];
 }
 
-/* exp of 16 floats: Cody-Waite reduction x = n ln 2 + r and Cephes' degree-6 polynomial for
+/* exp of VL floats: Cody-Waite reduction x = n ln 2 + r and Cephes' degree-6 polynomial for
  * exp(r) (about 1 ulp); arguments clamped to [-87, 88] (sigmoid needs no more) */
-static inline v16 vexp(v16 x)
+static inline vf vexp(vf x)
 {
-    const v16 hi = (v16){0} + 88.0f, lo = (v16){0} - 87.0f;
-    x = (v16)(((vi16)x & (vi16)(x < hi)) | ((vi16)hi & ~(vi16)(x < hi)));
-    x = (v16)(((vi16)x & (vi16)(x > lo)) | ((vi16)lo & ~(vi16)(x > lo)));
+    const vf hi = (vf){0} + 88.0f, lo = (vf){0} - 87.0f;
+    x = (vf)(((vi)x & (vi)(x < hi)) | ((vi)hi & ~(vi)(x < hi)));
+    x = (vf)(((vi)x & (vi)(x > lo)) | ((vi)lo & ~(vi)(x > lo)));
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    v16 t = x * 1.44269504088896341f + magic;
-    const v16 n = t - magic;
-    const vi16 ni = (vi16)t - (vi16)((v16){0} + magic);
-    v16 r = x - n * 0.693359375f;
+    vf t = x * 1.44269504088896341f + magic;
+    const vf n = t - magic;
+    const vi ni = (vi)t - (vi)((vf){0} + magic);
+    vf r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    v16 p = (v16){0} + 1.9875691500e-4f;
+    vf p = (vf){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    return p * (v16)((ni + 127) << 23);
+    return p * (vf)((ni + 127) << 23);
 }
 
-/* Column blocks of the first layer's weight gradient: accumulators KB x NV vectors stay in registers */
-#ifdef __AVX512F__
-#define KB 6
+/* Register blocking: the first layer's weight gradient in blocks of KB input columns (KB x NV vector
+ * accumulators), the forward pass RB rows at a time (RB x NV accumulators); sized for 32 vector
+ * registers with AVX-512 and 16 otherwise. */
+#if VL == 16
+#define KB_RAW (12 / NV)
 #else
-#define KB 3
+#define KB_RAW (8 / NV)
 #endif
-#define RB 4 /* rows per forward block */
+#if KB_RAW >= 6
+#define KB 6
+#elif KB_RAW >= 1
+#define KB KB_RAW
+#else
+#define KB 1
+#endif
+#if (8 / NV) >= 1
+#define RB (8 / NV > 4 ? 4 : 8 / NV)
+#else
+#define RB 1
+#endif
 
 /* Scratch of one model step (bc = batch rows). */
 typedef struct {
@@ -105,21 +134,21 @@ typedef struct {
 static inline void grad_cols(const float *restrict Xb, const float *restrict DZ, int cnt, int k0, const int w,
                              float *restrict gA1)
 {
-    v16 acc[KB][NV];
+    vf acc[KB][NV];
     for (int q = 0; q < w; q++)
         for (int v = 0; v < NV; v++)
-            acc[q][v] = (v16){0};
+            acc[q][v] = (vf){0};
     for (int b = 0; b < cnt; b++) {
         const float *x = Xb + (size_t)b * P1 + k0;
         for (int v = 0; v < NV; v++) {
-            const v16 dz = ld(DZ + (size_t)b * HW + 16 * v);
+            const vf dz = ld(DZ + (size_t)b * HW + VL * v);
             for (int q = 0; q < w; q++)
                 acc[q][v] += x[q] * dz;
         }
     }
     for (int q = 0; q < w; q++)
         for (int v = 0; v < NV; v++)
-            st(gA1 + (k0 + q) * HW + 16 * v, acc[q][v]);
+            st(gA1 + (k0 + q) * HW + VL * v, acc[q][v]);
 }
 
 /* Gradient of one model's weighted batch loss into g (used part of the layout, zeroed here). The
@@ -165,74 +194,74 @@ static void model_grad(const float *restrict X1, const float *restrict yf, const
     /* forward through the shared layer, RB rows at a time */
     int b0 = 0;
     for (; b0 + RB <= cnt; b0 += RB) {
-        v16 z[RB][NV];
+        vf z[RB][NV];
         for (int r = 0; r < RB; r++)
             for (int v = 0; v < NV; v++)
-                z[r][v] = (v16){0};
+                z[r][v] = (vf){0};
         const float *x = Xb + (size_t)b0 * P1;
         for (int k = 0; k < P1; k++) {
             for (int v = 0; v < NV; v++) {
-                const v16 w = ld(A1 + k * HW + 16 * v);
+                const vf w = ld(A1 + k * HW + VL * v);
                 for (int r = 0; r < RB; r++)
                     z[r][v] += x[r * P1 + k] * w;
             }
         }
         for (int r = 0; r < RB; r++)
             for (int v = 0; v < NV; v++)
-                st(Ab + (size_t)(b0 + r) * HW + 16 * v, relu(z[r][v]));
+                st(Ab + (size_t)(b0 + r) * HW + VL * v, relu(z[r][v]));
     }
     for (; b0 < cnt; b0++) {
-        v16 z[NV];
+        vf z[NV];
         for (int v = 0; v < NV; v++)
-            z[v] = (v16){0};
+            z[v] = (vf){0};
         const float *x = Xb + (size_t)b0 * P1;
         for (int k = 0; k < P1; k++)
             for (int v = 0; v < NV; v++)
-                z[v] += x[k] * ld(A1 + k * HW + 16 * v);
+                z[v] += x[k] * ld(A1 + k * HW + VL * v);
         for (int v = 0; v < NV; v++)
-            st(Ab + (size_t)b0 * HW + 16 * v, relu(z[v]));
+            st(Ab + (size_t)b0 * HW + VL * v, relu(z[v]));
     }
     if (kind == 0) {
         /* binary: two logits per head, only their difference d matters: p_1 = sigmoid(d) */
         float *gd = sc->H;
         for (int k = 0; k < K; k++)
             for (int v = 0; v < NV; v++)
-                st(gd + k * HW + 16 * v, ld(G + (2 * k + 1) * HW + 16 * v) - ld(G + 2 * k * HW + 16 * v));
+                st(gd + k * HW + VL * v, ld(G + (2 * k + 1) * HW + VL * v) - ld(G + 2 * k * HW + VL * v));
         for (int k = 0; k < K; k++) {
-            v16 w[NV];
+            vf w[NV];
             for (int v = 0; v < NV; v++)
-                w[v] = ld(gd + k * HW + 16 * v);
+                w[v] = ld(gd + k * HW + VL * v);
             const float cd = cb[2 * k + 1] - cb[2 * k];
             for (int b = off[k]; b < off[k + 1]; b++) {
-                v16 s = (v16){0};
+                vf s = (vf){0};
                 for (int v = 0; v < NV; v++)
-                    s += ld(Ab + (size_t)b * HW + 16 * v) * w[v];
+                    s += ld(Ab + (size_t)b * HW + VL * v) * w[v];
                 E[b] = hsum(s) + cd;
             }
         }
-        for (int b = 0; b < cnt; b += 16) {
-            const v16 p = 1.0f / (1.0f + vexp(-ld(E + b)));
+        for (int b = 0; b < cnt; b += VL) {
+            const vf p = 1.0f / (1.0f + vexp(-ld(E + b)));
             st(E + b, (p - ld(Y + b)) * wt);
         }
         for (int k = 0; k < K; k++) {
-            v16 w[NV], h[NV];
+            vf w[NV], h[NV];
             for (int v = 0; v < NV; v++) {
-                w[v] = ld(gd + k * HW + 16 * v);
-                h[v] = (v16){0};
+                w[v] = ld(gd + k * HW + VL * v);
+                h[v] = (vf){0};
             }
             float hc = 0.0f;
             for (int b = off[k]; b < off[k + 1]; b++) {
                 const float e = E[b];
                 for (int v = 0; v < NV; v++) {
-                    const v16 av = ld(Ab + (size_t)b * HW + 16 * v);
+                    const vf av = ld(Ab + (size_t)b * HW + VL * v);
                     h[v] += e * av;
-                    st(DZ + (size_t)b * HW + 16 * v, where_pos(av, e * w[v]));
+                    st(DZ + (size_t)b * HW + VL * v, where_pos(av, e * w[v]));
                 }
                 hc += e;
             }
             for (int v = 0; v < NV; v++) {
-                st(gG + (2 * k + 1) * HW + 16 * v, h[v]);
-                st(gG + 2 * k * HW + 16 * v, -h[v]);
+                st(gG + (2 * k + 1) * HW + VL * v, h[v]);
+                st(gG + 2 * k * HW + VL * v, -h[v]);
             }
             gc[2 * k + 1] = hc;
             gc[2 * k] = -hc;
@@ -247,9 +276,9 @@ static void model_grad(const float *restrict X1, const float *restrict yf, const
             const float *a = Ab + (size_t)b * HW;
             const float *Gs = G + (size_t)(sl * C) * HW;
             for (int c = 0; c < C; c++) {
-                v16 s = (v16){0};
+                vf s = (vf){0};
                 for (int v = 0; v < NV; v++)
-                    s += ld(a + 16 * v) * ld(Gs + c * HW + 16 * v);
+                    s += ld(a + VL * v) * ld(Gs + c * HW + VL * v);
                 o[c] = hsum(s) + cb[sl * C + c];
             }
             if (kind == 1) {
@@ -267,19 +296,19 @@ static void model_grad(const float *restrict X1, const float *restrict yf, const
             } else {
                 d[0] = (o[0] - Y[b]) * (wt * 2.0f);
             }
-            v16 da[NV];
+            vf da[NV];
             for (int v = 0; v < NV; v++)
-                da[v] = (v16){0};
+                da[v] = (vf){0};
             for (int c = 0; c < C; c++) {
                 float *q = gG + (size_t)(sl * C + c) * HW;
                 for (int v = 0; v < NV; v++) {
-                    st(q + 16 * v, ld(q + 16 * v) + d[c] * ld(a + 16 * v));
-                    da[v] += d[c] * ld(Gs + c * HW + 16 * v);
+                    st(q + VL * v, ld(q + VL * v) + d[c] * ld(a + VL * v));
+                    da[v] += d[c] * ld(Gs + c * HW + VL * v);
                 }
                 gc[sl * C + c] += d[c];
             }
             for (int v = 0; v < NV; v++)
-                st(DZ + (size_t)b * HW + 16 * v, where_pos(ld(a + 16 * v), da[v]));
+                st(DZ + (size_t)b * HW + VL * v, where_pos(ld(a + VL * v), da[v]));
         }
     }
     /* gA1 = Xb^T DZ in blocks of KB columns (the last block takes the rest: at least 2 where P1 allows) */
@@ -291,11 +320,19 @@ static void model_grad(const float *restrict X1, const float *restrict yf, const
         switch (w) {
 #if KB >= 6
         case 6: grad_cols(Xb, DZ, cnt, k0, 6, gA1); break;
+#endif
+#if KB >= 5
         case 5: grad_cols(Xb, DZ, cnt, k0, 5, gA1); break;
+#endif
+#if KB >= 4
         case 4: grad_cols(Xb, DZ, cnt, k0, 4, gA1); break;
 #endif
+#if KB >= 3
         case 3: grad_cols(Xb, DZ, cnt, k0, 3, gA1); break;
+#endif
+#if KB >= 2
         case 2: grad_cols(Xb, DZ, cnt, k0, 2, gA1); break;
+#endif
         default: grad_cols(Xb, DZ, cnt, k0, 1, gA1); break;
         }
         k0 += w;
