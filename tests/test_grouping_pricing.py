@@ -113,3 +113,29 @@ def test_size_lagrangian_bound_is_valid(seed):
     sign = 1.0 if p.maximize else -1.0
     bound = lagrangian_bound(pi, mu, r.ub, p.n, min(K, p.n))
     assert bound >= sign * brute.objective / p.scale - 1e-7
+
+
+@pytest.mark.parametrize("native", [None, False], ids=["C where it applies", "Python"])
+@pytest.mark.parametrize("seed", range(12))
+def test_enumeration_lists_every_group_above_the_threshold(seed, native):
+    """enumerate_all: exactly the groups with rc > threshold (brute force), and 'not done' when more
+    qualify than the list may hold."""
+    _p, V, pi, mu = _case(300 + seed)
+    allrc = {}
+    for s in V.sizes:
+        for c in itertools.combinations(range(V.n), s):
+            idx = np.array(c)
+            if V.fits(idx):
+                allrc[sum(1 << int(i) for i in c)] = V.value(idx) - pi[idx].sum() - mu
+    top = sorted(allrc.values(), reverse=True)
+    thr = top[min(len(top) - 1, 25)] - 1e-9 if top else 0.0   # about 25 groups above it
+    want = {m for m, rc in allrc.items() if rc > thr + 1e-12}
+    r = price_exact(V, pi, mu, threshold=thr, keep=10_000, enumerate_all=True, native=native)
+    assert r.done
+    got = {m for _, m in r.columns}
+    assert got == want
+    for rc, m in r.columns:
+        assert rc == pytest.approx(allrc[m], abs=1e-9)
+    if len(want) > 3:
+        short = price_exact(V, pi, mu, threshold=thr, keep=3, enumerate_all=True, native=native)
+        assert not short.done and len(short.columns) == 3

@@ -48,6 +48,7 @@ typedef struct {
     const double *W, *d, *pi, *a, *b;
     const int *sizes;
     double mu, threshold;
+    int enumerate_all, overflow;  /* list every group with rc > threshold (not only the best per size) */
     double best[64], pruned[64];
     /* columns found: a small pool of the best distinct ones */
     int cap, ncols;
@@ -91,6 +92,18 @@ static void record(Ctx *c, u64 F, int si, double rc)
 {
     if (rc > c->best[si])
         c->best[si] = rc;
+    if (c->enumerate_all) {
+        if (!(rc > c->threshold))
+            return;
+        if (c->ncols < c->cap) {
+            c->cmask[c->ncols] = F;
+            c->crc[c->ncols] = rc;
+            c->ncols++;
+        } else {
+            c->overflow = 1;
+        }
+        return;
+    }
     if (!(rc > EPS))
         return;
     for (int i = 0; i < c->ncols; i++)
@@ -409,10 +422,13 @@ static int cmp_desc(const void *x, const void *y)
     return (a < b) - (a > b);
 }
 
-/* Returns 1 when the tree finished, 0 when stopped (time or node limit), -1 on memory failure. */
+/* Returns 1 when the tree finished, 0 when stopped (time or node limit), -1 on memory failure.
+ * enumerate_all: record every group with rc > threshold (up to cap; *overflow_out = 1 beyond), and
+ * prune by the threshold only: the list is then complete when the tree finished without overflow. */
 int price_bb(int n, const double *W, const double *d, const double *pi, const double *a, const double *b,
              int ns, const int *sizes, double mu, double threshold, double time_limit, long long node_limit,
-             int spectral, double *ub_out, int cap, u64 *cmask, double *crc, int *ncols_out, long long *nodes_out)
+             int spectral, int enumerate_all, double *ub_out, int cap, u64 *cmask, double *crc, int *ncols_out,
+             long long *nodes_out, int *overflow_out)
 {
     if (n > MAXN || ns > 64 || n < 1)
         return -1;
@@ -428,6 +444,7 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
     c.sizes = sizes;
     c.mu = mu;
     c.threshold = threshold;
+    c.enumerate_all = enumerate_all;
     c.cap = cap;
     c.cmask = cmask;
     c.crc = crc;
@@ -487,7 +504,7 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         u64 alive = 0;
         for (u64 bits = nd.alive; bits; bits &= bits - 1) {
             const int i = __builtin_ctzll(bits);
-            const double th = c.best[i] > threshold ? c.best[i] : threshold;
+            const double th = (!c.enumerate_all && c.best[i] > threshold) ? c.best[i] : threshold;
             if (nd.inh[i] > th)
                 alive |= 1ULL << i;
             else if (nd.inh[i] > c.pruned[i])
@@ -542,7 +559,10 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         /* sizes one short of F: exact, take the best additions */
         int keep_n = 0;
         for (int q = 0; q < na; q++) {
-            if (rr[q] == 1) {
+            if (rr[q] == 1 && c.enumerate_all) {
+                for (int j = 0; j < u; j++)
+                    record(&c, nd.F | (1ULL << nd.U[j]), si_of[q], base[q] + Cm[q][j]);
+            } else if (rr[q] == 1) {
                 const int i = si_of[q];
                 /* up to 3 best additions (or until not improving) */
                 int used[3] = {-1, -1, -1};
@@ -582,7 +602,7 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         }
         for (int q = 0; q < na; q++) {
             const int i = si_of[q];
-            thr[q] = c.best[i] > threshold ? c.best[i] : threshold;
+            thr[q] = (!c.enumerate_all && c.best[i] > threshold) ? c.best[i] : threshold;
         }
         if (spectral) {
             for (int q = 0; q < na; q++) {
@@ -731,6 +751,7 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         ub_out[i] = c.best[i] > c.pruned[i] ? c.best[i] : c.pruned[i];
     *ncols_out = c.ncols;
     *nodes_out = nodes;
+    *overflow_out = c.overflow;
     /* free the cache pool */
     for (int k = 0; k < sp; k++)
         cache_release(&c, stack[k].cache);

@@ -174,7 +174,7 @@ def _partners(uc: dict, WUU: np.ndarray, u: int) -> np.ndarray:
 
 def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = EPS, keep: int = 40,
                 node_limit: int | None = None, spectral: bool = True, threads: int = 1,
-                native: bool | None = None) -> PricingResult:
+                native: bool | None = None, enumerate_all: bool = False) -> PricingResult:
     """Branch-and-bound over groups for the best reduced cost per size (see the module docstring).
 
     ``V`` is a :class:`planner.backends.grouping_colgen._Values`. A size's subtree is pruned when its
@@ -184,13 +184,17 @@ def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = E
 
     Without per-group budgets and with at most 63 tasks the same tree runs in C
     (``grouping_pricing.c``, built on first use like the training kernel, :mod:`models.native`);
-    ``native=False`` forces the Python tree, ``None`` uses C where it applies and builds."""
+    ``native=False`` forces the Python tree, ``None`` uses C where it applies and builds.
+
+    ``enumerate_all``: list every group with rc > ``threshold`` (subtrees are pruned by the threshold
+    only, not by the best group of their size), up to ``keep`` of them; ``done`` is then True only when
+    the list is complete (the tree finished and no more than ``keep`` groups qualified)."""
     if native is not False and len(V.caps) == 0 and V.n <= _NATIVE_MAX_TASKS:
         lib = _native_lib()
         if lib is not None:
-            return _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral)
+            return _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all)
     with blas_threads(max(1, int(threads))):
-        return _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral)
+        return _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all)
 
 
 _NATIVE_MAX_TASKS = 63
@@ -214,14 +218,15 @@ def _native_lib():
                     lib = ctypes.CDLL(str(path))
                     P, I, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
                     lib.price_bb.restype = I
-                    lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, P, I, P, P, P, P]
+                    lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, I, P, I, P, P, P,
+                                             P, P]
                     _NATIVE = lib
         except OSError:  # pragma: no cover - a library that does not load
             _NATIVE = False
     return _NATIVE or None
 
 
-def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -> PricingResult:
+def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all=False) -> PricingResult:
     """:func:`_price_exact` in C (no budgets): same tree, bounds and results."""
     n = V.n
     sizes = np.array(sorted(V.sizes), dtype=np.intc)
@@ -231,25 +236,34 @@ def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spect
     a = np.ascontiguousarray(V.a, dtype=float)
     b = np.ascontiguousarray(V.b, dtype=float)
     ub = np.zeros(len(sizes))
-    cap = max(4 * int(keep), 256)
+    cap = int(keep) + 1 if enumerate_all else max(4 * int(keep), 256)
     cmask = np.zeros(cap, dtype=np.uint64)
     crc = np.zeros(cap)
     ncols = np.zeros(1, dtype=np.intc)
     nodes = np.zeros(1, dtype=np.longlong)
+    overflow = np.zeros(1, dtype=np.intc)
     rc = lib.price_bb(n, W.ctypes.data, d.ctypes.data, pi_.ctypes.data, a.ctypes.data, b.ctypes.data,
                       len(sizes), sizes.ctypes.data, float(mu), float(threshold),
                       -1.0 if time_limit is None else max(float(time_limit), 0.0),
-                      -1 if node_limit is None else int(node_limit), int(bool(spectral)),
-                      ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data)
+                      -1 if node_limit is None else int(node_limit), int(bool(spectral)), int(bool(enumerate_all)),
+                      ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data,
+                      overflow.ctypes.data)
     if rc < 0:
         raise MemoryError("grouping pricing: the branch-and-bound could not allocate its memory")
     k = int(ncols[0])
-    cols = sorted(((float(crc[i]), int(cmask[i])) for i in range(k)), reverse=True)[:keep]
+    found: dict[int, float] = {}
+    for i in range(k):
+        found[int(cmask[i])] = max(found.get(int(cmask[i]), -math.inf), float(crc[i]))
+    cols = sorted(((r_, m) for m, r_ in found.items()), reverse=True)
+    done = rc == 1
+    if enumerate_all and (overflow[0] or len(cols) > keep):
+        done = False
+    cols = cols[:keep]
     ubd = {int(s): (float(u) if not (math.isinf(u) and u > 0) else math.inf) for s, u in zip(sizes, ub)}
-    return PricingResult(cols, ubd, rc == 1, int(nodes[0]))
+    return PricingResult(cols, ubd, done, int(nodes[0]))
 
 
-def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -> PricingResult:
+def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all=False) -> PricingResult:
     """The branch-and-bound of :func:`price_exact`."""
     t0 = time.perf_counter()
     n = V.n
@@ -268,8 +282,11 @@ def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -
     def record(F, rc):
         s = len(F)
         best[s] = max(best[s], rc)
-        if rc > EPS:
+        if rc > (threshold if enumerate_all else EPS):
             found[_mask(F)] = rc
+
+    def thr_of(s_):
+        return threshold if enumerate_all else max(best[int(s_)], threshold)
 
     def fits(F):
         return not has_res or bool(np.all(V.res[list(F)].sum(axis=0) <= V.caps))
@@ -290,7 +307,7 @@ def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -
             break
         F, U, alive, inherited, AF, P, D, Pi, R, uc = stack.pop()
         # drop sizes already beaten since the parent was bounded
-        thr_v = np.array([max(best[int(s_)], threshold) for s_ in alive])
+        thr_v = np.array([thr_of(s_) for s_ in alive])
         keepm = inherited > thr_v
         for i in np.flatnonzero(~keepm):
             s = int(alive[i])
@@ -333,14 +350,16 @@ def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -
                     if fits(G):  # the best fitting addition is the best group of this size here
                         record(G, float(base[i] + C[i, jj]))
                         got += 1
-                        if got >= 3 or base[i] + C[i, jj] <= EPS:
+                        if not enumerate_all and (got >= 3 or base[i] + C[i, jj] <= EPS):
+                            break
+                        if enumerate_all and base[i] + C[i, jj] <= threshold:
                             break
             keep2 = ~one
             alive, bounds, C, C0, rs, base, cums = (alive[keep2], bounds[keep2], C[keep2], C0[keep2],
                                                     rs[keep2], base[keep2], cums[keep2])
             if len(alive) == 0:
                 continue
-        thr_v = np.array([max(best[int(s_)], threshold) for s_ in alive])
+        thr_v = np.array([thr_of(s_) for s_ in alive])
         if spectral:
             sel = np.flatnonzero(bounds > thr_v)
             if len(sel):
@@ -401,5 +420,7 @@ def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral) -
         ub[s] = max(best[s], pruned[s])
         if not math.isfinite(ub[s]) and ub[s] > 0:  # pragma: no cover - an unbounded root
             ub[s] = math.inf
-    cols = sorted(((rc, m) for m, rc in found.items()), reverse=True)[:keep]
-    return PricingResult(cols, ub, done, nodes)
+    cols = sorted(((rc, m) for m, rc in found.items()), reverse=True)
+    if enumerate_all and len(cols) > keep:
+        done = False
+    return PricingResult(cols[:keep], ub, done, nodes)
