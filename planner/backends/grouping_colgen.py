@@ -13,7 +13,9 @@ Boolean quadratic program over all sizes in HiGHS, :class:`_ScaledPricing`). Eve
 per-size upper bounds on the reduced cost, hence the Lagrangian bound of :func:`lagrangian_bound`
 (valid for any duals, also when the pass was stopped); when the pass proves no improving column
 exists, it is the LP bound of the full master. The integer master over the generated columns and the
-local-search grouping give the incumbent.
+local-search grouping give the incumbent. When a gap to the converged LP remains, reduced-cost
+enumeration (every group with rc > incumbent - z_LP - K eps, listed by the same tree) and the integer
+master over those groups prove the optimum.
 """
 from __future__ import annotations
 
@@ -345,7 +347,10 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     bound = None
     if math.isfinite(best_bound):
         bound = sign * best_bound * problem.scale
-        message += "; bound: LP of the full master" if converged else "; bound: Lagrangian (z_RMP + K max rc)"
+        if proven:
+            message += "; bound: the optimum (the enumeration closed the gap to the full master's LP)"
+        else:
+            message += "; bound: LP of the full master" if converged else "; bound: Lagrangian (z_RMP + K max rc)"
     else:
         bound = partition_share_bound(problem)
         message += "; bound: best share per task (column generation did not finish a pricing pass)"
