@@ -385,6 +385,8 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     b1, b2 = config.betas
     native = _native_kernel(prep, net, dev)
     if native is not None:
+        from .native import run_epoch
+
         X1_np = prep.X1.numpy()
         y_np = prep.y.numpy()
         y_f = y_np.astype(np.float32, copy=False) if kind != "multiclass" else None
@@ -411,8 +413,6 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                     flat[j, :n_j[j]] = perm[:n_j[j]]
             if native is not None:
                 # the C kernel (models/native): every step of the epoch, model after model
-                from .native import run_epoch
-
                 run_epoch(native, X1=X1_np, y_float=y_f, y_int=y_i, task=task_np,
                           slot_table=np.ascontiguousarray(slot_table[alive]), flat=flat, n_j=n_j,
                           s_m=s_m.astype(np.int64), step0=n_steps[alive].astype(np.int64),
