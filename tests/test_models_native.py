@@ -165,3 +165,15 @@ def test_threads_do_not_change_results(kind):
     for o in outs[1:]:
         for a, b in zip(o, outs[0]):
             assert np.array_equal(a, b)
+
+
+def test_cache_dir_without_a_home_folder(monkeypatch):
+    monkeypatch.delenv("MTL_PLANNER_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(native.Path, "home", staticmethod(no_home))
+    d = native.cache_dir()
+    assert d.name.startswith("mtl-planner") and d.is_absolute()

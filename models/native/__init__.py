@@ -52,7 +52,12 @@ def cache_dir() -> Path:
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "mtl-planner"
+    if xdg:
+        return Path(xdg) / "mtl-planner"
+    try:
+        return Path.home() / ".cache" / "mtl-planner"
+    except (RuntimeError, KeyError):  # no home folder (some containers and service accounts)
+        return Path(tempfile.gettempdir()) / f"mtl-planner-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def _compiler() -> str | None:
