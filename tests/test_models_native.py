@@ -1,5 +1,6 @@
 """The native CPU kernel (models/native): equal to the PyTorch path to float rounding on every loss
 kind and shape it takes, built once and cached, and a clean fallback where it cannot be built."""
+import os
 import platform
 
 import numpy as np
@@ -177,3 +178,12 @@ def test_cache_dir_without_a_home_folder(monkeypatch):
     monkeypatch.setattr(native.Path, "home", staticmethod(no_home))
     d = native.cache_dir()
     assert d.name.startswith("mtl-planner") and d.is_absolute()
+
+
+@pytest.mark.skipif(not HAVE_CC or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs a C compiler and root (to give a folder to another user)")
+def test_never_loads_from_a_folder_of_another_user(fresh):
+    fresh.mkdir(parents=True)
+    os.chown(fresh, 12345, 12345)
+    assert native.epoch_kernel(4, 32, 2) is None
+    assert not list(fresh.iterdir())

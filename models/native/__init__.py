@@ -90,10 +90,14 @@ def build_library(source: Path, defines: list[str], stem: str) -> Path | None:
     cmd = [cc, *_flags(), *[f"-D{x}" for x in defines]]
     key = hashlib.sha256(src + repr(cmd).encode() + _cpu_flags().encode() + platform.machine().encode()).hexdigest()[:16]
     out = cache_dir() / f"{stem}_{key}.so"
-    if out.exists():
-        return out
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        if hasattr(os, "getuid") and out.parent.stat().st_uid != os.getuid():
+            # a library is code: never load one from a folder someone else owns (shared temp dirs)
+            log.warning("native code: %s belongs to another user; using the Python path", out.parent)
+            return None
+        if out.exists():
+            return out
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         try:
