@@ -71,8 +71,9 @@ def test_branch_and_bound_pricing_against_enumeration(seed, native):
 
 
 def test_compiled_tree_is_used_and_agrees_with_python_on_larger_instances():
-    """Where a C compiler exists the tree runs in C; on 14-24 tasks (too many to enumerate quickly,
-    so the two implementations are each other's oracle) both give the same per-size bounds."""
+    """Where a C compiler exists the tree runs in C; on 14-24 tasks, with and without budgets (too many
+    to enumerate quickly, so the two implementations are each other's oracle) both give the same
+    per-size bounds."""
     from models.native import _compiler
     from planner.backends.grouping_pricing import _native_lib
 
@@ -85,7 +86,11 @@ def test_compiled_tree_is_used_and_agrees_with_python_on_larger_instances():
         S = rng.normal(size=(n, n))
         S = np.round((S + S.T) / 2, 4)
         np.fill_diagonal(S, 0.0)
-        p = problem_from_affinity([f"t{i}" for i in range(n)], S.tolist(), max_groups=3)
+        kw = {}
+        if seed % 2:  # per-group budgets: the compiled tree handles non-negative resources too
+            kw = dict(task_resources={f"t{i}": {"gpu": float(rng.integers(1, 4)), "hours": float(rng.random())}
+                                      for i in range(n)}, per_group_budgets={"gpu": 14.0, "hours": 3.0})
+        p = problem_from_affinity([f"t{i}" for i in range(n)], S.tolist(), max_groups=3, **kw)
         V = _Values(p)
         pi = rng.normal(0.3, 0.4, size=n)
         mu = float(rng.normal(1.0, 0.3))

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #define MAXN 63
+#define MAXR 8 /* per-group budgets handled here (non-negative resources only) */
 #define EPS 1e-7
 
 typedef uint64_t u64;
@@ -40,6 +41,7 @@ typedef struct {
     double inh[64];               /* inherited bound per size index */
     double AF[MAXN];              /* sum over i in F of W[i][.] */
     double P, D, Pi;
+    double Rv[MAXR];              /* resources used by F */
     Cache *cache;
 } Node;
 
@@ -47,6 +49,8 @@ typedef struct {
     int n, ns;
     const double *W, *d, *pi, *a, *b;
     const int *sizes;
+    int nr;                       /* budgets: res (n x nr, non-negative), caps (nr) */
+    const double *res, *caps;
     double mu, threshold;
     int enumerate_all, overflow;  /* list every group with rc > threshold (not only the best per size) */
     double best[64], pruned[64];
@@ -427,10 +431,10 @@ static int cmp_desc(const void *x, const void *y)
  * prune by the threshold only: the list is then complete when the tree finished without overflow. */
 int price_bb(int n, const double *W, const double *d, const double *pi, const double *a, const double *b,
              int ns, const int *sizes, double mu, double threshold, double time_limit, long long node_limit,
-             int spectral, int enumerate_all, double *ub_out, int cap, u64 *cmask, double *crc, int *ncols_out,
-             long long *nodes_out, int *overflow_out)
+             int spectral, int enumerate_all, int nr, const double *res, const double *caps, double *ub_out,
+             int cap, u64 *cmask, double *crc, int *ncols_out, long long *nodes_out, int *overflow_out)
 {
-    if (n > MAXN || ns > 64 || n < 1)
+    if (n > MAXN || ns > 64 || n < 1 || nr < 0 || nr > MAXR)
         return -1;
     Ctx c;
     memset(&c, 0, sizeof c);
@@ -445,6 +449,9 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
     c.mu = mu;
     c.threshold = threshold;
     c.enumerate_all = enumerate_all;
+    c.nr = nr;
+    c.res = res;
+    c.caps = caps;
     c.cap = cap;
     c.cmask = cmask;
     c.crc = crc;
@@ -463,9 +470,15 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
     int sp = 0;
     Node *root = &stack[sp++];
     memset(root, 0, sizeof(Node));
-    root->u = n;
-    for (int i = 0; i < n; i++)
-        root->U[i] = i;
+    root->u = 0;
+    for (int i = 0; i < n; i++) {
+        int fit = 1; /* a task that alone breaks a budget is in no group */
+        for (int r = 0; r < nr; r++)
+            if (res[i * nr + r] > caps[r])
+                fit = 0;
+        if (fit)
+            root->U[root->u++] = i;
+    }
     root->alive = ns == 64 ? ~0ULL : ((1ULL << ns) - 1);
     for (int i = 0; i < ns; i++)
         root->inh[i] = INFINITY;
@@ -721,14 +734,52 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         for (int q = 0; q < na; q++)
             out->inh[si_of[q]] = inh2[si_of[q]];
         memcpy(out->AF, nd.AF, sizeof(double) * (size_t)n);
+        memcpy(out->Rv, nd.Rv, sizeof(out->Rv));
         out->P = nd.P;
         out->D = nd.D;
         out->Pi = nd.Pi;
         out->cache = child;
+        /* the in-child: with budgets, F + j must fit and keeps only the free tasks that fit beside it
+         * (resources are non-negative, so a task that does not fit now never will) */
+        double R2[MAXR];
+        int in_fits = 1;
+        for (int r = 0; r < nr; r++) {
+            R2[r] = nd.Rv[r] + res[jt * nr + r];
+            if (R2[r] > caps[r])
+                in_fits = 0;
+        }
+        if (!in_fits) {
+            child->refs = 1;
+            continue;
+        }
         Node *in = &stack[sp++];
         *in = *out;
         in->F = nd.F | (1ULL << jt);
         in->f = f + 1;
+        memcpy(in->Rv, R2, sizeof(double) * (size_t)(nr > 0 ? nr : 1));
+        if (nr > 0) {
+            int k2 = 0;
+            for (int q = 0; q < out->u; q++) {
+                const int t = out->U[q];
+                int fit = 1;
+                for (int r = 0; r < nr; r++)
+                    if (R2[r] + res[t * nr + r] > caps[r])
+                        fit = 0;
+                if (fit)
+                    in->U[k2++] = t;
+            }
+            if (k2 < out->u) {
+                in->u = k2;
+                Cache *own = cache_new(&c);
+                if (!own) {
+                    failed = 1;
+                    break;
+                }
+                own->refs = 1;
+                child->refs = 1;
+                in->cache = own;
+            }
+        }
         const double *Wj = W + (size_t)jt * n;
         for (int i = 0; i < n; i++)
             in->AF[i] = nd.AF[i] + Wj[i];

@@ -182,14 +182,15 @@ def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = E
     it exceeds ``threshold`` and otherwise only shown to be <= ``threshold`` (or the better bound met).
     Returns up to ``keep`` columns with rc > EPS. Runs with at most ``threads`` BLAS threads.
 
-    Without per-group budgets and with at most 63 tasks the same tree runs in C
-    (``grouping_pricing.c``, built on first use like the training kernel, :mod:`models.native`);
+    With at most 63 tasks and per-group budgets (if any) on at most 8 non-negative resources, the same
+    tree runs in C (``grouping_pricing.c``, built on first use like the training kernel, :mod:`models.native`);
     ``native=False`` forces the Python tree, ``None`` uses C where it applies and builds.
 
     ``enumerate_all``: list every group with rc > ``threshold`` (subtrees are pruned by the threshold
     only, not by the best group of their size), up to ``keep`` of them; ``done`` is then True only when
     the list is complete (the tree finished and no more than ``keep`` groups qualified)."""
-    if native is not False and len(V.caps) == 0 and V.n <= _NATIVE_MAX_TASKS:
+    if native is not False and V.n <= _NATIVE_MAX_TASKS and (
+            len(V.caps) == 0 or (len(V.caps) <= _NATIVE_MAX_RESOURCES and bool(np.all(V.res >= 0)))):
         lib = _native_lib()
         if lib is not None:
             return _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all)
@@ -198,6 +199,7 @@ def price_exact(V, pi, mu, time_limit: float | None = None, threshold: float = E
 
 
 _NATIVE_MAX_TASKS = 63
+_NATIVE_MAX_RESOURCES = 8
 _NATIVE = None
 
 
@@ -218,8 +220,8 @@ def _native_lib():
                     lib = ctypes.CDLL(str(path))
                     P, I, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
                     lib.price_bb.restype = I
-                    lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, I, P, I, P, P, P,
-                                             P, P]
+                    lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, I, I, P, P, P, I,
+                                             P, P, P, P, P]
                     _NATIVE = lib
         except OSError:  # pragma: no cover - a library that does not load
             _NATIVE = False
@@ -227,7 +229,7 @@ def _native_lib():
 
 
 def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spectral, enumerate_all=False) -> PricingResult:
-    """:func:`_price_exact` in C (no budgets): same tree, bounds and results."""
+    """:func:`_price_exact` in C: same tree, bounds and results."""
     n = V.n
     sizes = np.array(sorted(V.sizes), dtype=np.intc)
     W = np.ascontiguousarray(V.W, dtype=float)
@@ -242,11 +244,14 @@ def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spect
     ncols = np.zeros(1, dtype=np.intc)
     nodes = np.zeros(1, dtype=np.longlong)
     overflow = np.zeros(1, dtype=np.intc)
+    nr = len(V.caps)
+    res = np.ascontiguousarray(V.res, dtype=float).reshape(n, nr) if nr else np.zeros((n, 1))
+    caps = np.ascontiguousarray(V.caps, dtype=float) if nr else np.zeros(1)
     rc = lib.price_bb(n, W.ctypes.data, d.ctypes.data, pi_.ctypes.data, a.ctypes.data, b.ctypes.data,
                       len(sizes), sizes.ctypes.data, float(mu), float(threshold),
                       -1.0 if time_limit is None else max(float(time_limit), 0.0),
                       -1 if node_limit is None else int(node_limit), int(bool(spectral)), int(bool(enumerate_all)),
-                      ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data,
+                      nr, res.ctypes.data, caps.ctypes.data, ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data,
                       overflow.ctypes.data)
     if rc < 0:
         raise MemoryError("grouping pricing: the branch-and-bound could not allocate its memory")
