@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mimic", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--mimic-solvers", default="highs,cpsat,local")
     ap.add_argument("--mimic-time-limit", type=float, default=20.0)
+    ap.add_argument("--budget", type=float, default=None,
+                    help="per-group budget (GB) for the partitions; each task needs 2-8 GB (seeded by N)")
     ap.add_argument("--plot", default=None, help="PNG: the N=20 affinity matrix ordered by the K=5 grouping")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -83,13 +85,19 @@ def main(argv=None) -> int:
     for n in [int(x) for x in args.sizes.split(",") if x]:
         S = random_gains(n, seed=n)
         tasks = [f"t{i}" for i in range(n)]
+        kw = {}
+        if args.budget is not None:
+            mem = np.random.default_rng(1000 + n).integers(2, 9, size=n)
+            kw = dict(task_resources={t: {"gpu_gb": float(m)} for t, m in zip(tasks, mem)},
+                      per_group_budgets={"gpu_gb": args.budget})
         for k in [int(x) for x in args.groups.split(",") if x]:
-            p = problem_from_affinity(tasks, S.tolist(), max_groups=k, name=f"random_n{n}_k{k}")
+            p = problem_from_affinity(tasks, S.tolist(), max_groups=k, name=f"random_n{n}_k{k}", **kw)
             limit = args.time_limit if n <= 20 else args.large_time_limit
             rows, best = run(p, args.solvers.split(","), limit)
             for s, st, obj, b, sec, _msg in rows:
                 g, og = gap(obj, best), gap(obj, b)
-                emit(f"| partition random | {n} | {k} | {s} | {st} | {_f(obj)} | {_p(g)} | {_p(og)} | {sec:.2f} |")
+                label = "partition random" + (f", budget {args.budget:g} GB" if args.budget is not None else "")
+                emit(f"| {label} | {n} | {k} | {s} | {st} | {_f(obj)} | {_p(g)} | {_p(og)} | {sec:.2f} |")
                 if n == 20 and k == 5 and s == "highs" and st == "optimal":
                     plot_src = (S, p, solve(p, "highs"))
     if args.mimic:

@@ -148,3 +148,15 @@ def test_reduced_cost_enumeration_settles_integrality_gaps():
         assert r.bound == pytest.approx(brute.objective, abs=1e-5)
         hits += "reduced-cost enumeration" in r.message
     assert hits >= 12  # the LP gap is there, and the enumeration closed it
+
+
+def test_budgets_that_cannot_hold_all_tasks_are_infeasible_at_once():
+    """Five tasks of 4 GB into at most 2 groups of 8 GB: no partition exists (20 > 2 x 8); brute force
+    agrees, and the large-instance path says so without searching."""
+    tasks = [f"t{i}" for i in range(5)]
+    data = instance_from_affinity(tasks, _sym(np.random.default_rng(1), 5), max_groups=2,
+                                  task_resources={t: {"gpu": 4.0} for t in tasks}, per_group_budgets={"gpu": 8.0})
+    p = parse_instance(data)
+    assert solve(p, "brute", 60).status is SolveStatus.INFEASIBLE
+    r = solve(p, "highs", 60, COLGEN)
+    assert r.status is SolveStatus.INFEASIBLE and "in all" in r.message

@@ -240,6 +240,14 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     threads = int(options.get("threads", 1))
     K = problem.max_groups
     Kb = min(K, n) if K is not None else n  # groups in any partition: at most n
+    if K is not None and len(V.caps) and np.all(V.res >= 0):
+        # the groups of a partition share out all the tasks: K groups hold at most K budgets' worth
+        need = V.res.sum(axis=0)
+        for r, (name, cap) in enumerate(problem.per_group_budgets):
+            if need[r] > Kb * V.caps[r]:
+                return SolveResult(SolveStatus.INFEASIBLE, solver="highs",
+                                   message=f"the tasks need {need[r]:g} of {name!r} in all, more than "
+                                           f"max_groups x the per-group budget ({Kb} x {cap:g})")
     rng = np.random.default_rng(int(options.get("seed", 0)))
     # incumbent: local search
     heur = None
