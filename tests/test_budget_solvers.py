@@ -240,3 +240,32 @@ def test_sweep_from_one_table_equals_separate_solves():
         assert math.isclose(res.objective, v, rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(p.objective(n), v, rel_tol=1e-12, abs_tol=1e-12)
         assert p.spent(n) <= b
+
+
+def test_highs_warnings_stay_off_stdout():
+    """HiGHS prints a warning on stdout (C level) when a cut with coefficients below 1e-9 is added to a
+    persistent model, as the outer approximation can do; solves go through solve_quietly, so stdout
+    keeps only what the program prints (``--json``: exactly one object)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import pyomo.environ as pe
+        from pyomo.contrib.appsi.solvers import Highs
+        from planner.backends.pyomo_highs import solve_quietly
+        m = pe.ConcreteModel()
+        m.x = pe.Var(range(3), bounds=(0, 1))
+        m.c = pe.Constraint(expr=m.x[1] + m.x[2] <= 1)
+        m.o = pe.Objective(expr=m.x[0] + m.x[1], sense=pe.maximize)
+        opt = Highs()
+        opt.config.load_solution = False
+        solve_quietly(opt, m)
+        m.cuts = pe.ConstraintList()
+        m.cuts.add(1e-10 * m.x[0] + 5e-11 * m.x[2] + m.x[1] <= 1)
+        print("result", solve_quietly(opt, m).termination_condition.name)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "result optimal"
+    assert "WARNING" in r.stderr  # HiGHS did warn: the test would notice a change there

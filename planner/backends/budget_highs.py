@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner.backends.pyomo_highs import solve_quietly
 from planner.solve import register_backend
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
@@ -267,7 +268,7 @@ def solve_highs(problem: "BudgetProblem", time_limit: float | None, options: dic
                 status, message = SolveStatus.FEASIBLE, "time limit reached"
                 break
             opt.config.time_limit = left
-        res = opt.solve(m)
+        res = solve_quietly(opt, m)
         tc = res.termination_condition
         if tc == TC.infeasible:
             status = SolveStatus.INFEASIBLE  # cannot happen (n = 0 fits); mapped all the same

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from planner.backends.pyomo_highs import stdout_to_stderr  # noqa: F401 (also imported from here)
 from planner.status import SolveResult, SolveStatus
 
 
@@ -46,33 +47,6 @@ class Clock:
 
     def over(self) -> bool:
         return self.limit is not None and self.elapsed() >= self.limit
-
-
-import contextlib
-import os
-import sys
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send C-level writes to fd 1 (HiGHS prints a banner on its first model) to stderr instead,
-    so ``--json`` keeps stdout to exactly one object."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real stdout (e.g. captured): nothing to protect
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        try:
-            sys.stdout.flush()
-        except ValueError:  # pragma: no cover
-            pass
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def new_highs():

@@ -6,7 +6,10 @@ anything unlisted is ``UNKNOWN``. ``mip_rel_gap = 0`` so that ``optimal`` means 
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 from planner.status import SolveStatus, SolverUnavailable
@@ -19,6 +22,35 @@ class HighsOutcome:
     bound: float | None
     has_solution: bool
     message: str = ""
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send C-level writes to fd 1 to stderr instead (HiGHS prints a banner on its first model, and
+    warnings such as "matrix contains |value| at/below tolerance" when cuts with tiny coefficients are
+    added to a persistent model), so ``--json`` keeps stdout to exactly one object."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout (e.g. captured): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except ValueError:  # pragma: no cover
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def solve_quietly(opt, model):
+    """``opt.solve(model)`` with HiGHS's own prints on stderr (:func:`stdout_to_stderr`)."""
+    with stdout_to_stderr():
+        return opt.solve(model)
 
 
 def _highs():
@@ -52,7 +84,7 @@ def run_highs(model, time_limit: float | None, sense: str, options: dict | None 
     opt.highs_options = highs_options
     if time_limit is not None and time_limit <= 0:
         return HighsOutcome(SolveStatus.NO_SOLUTION, None, None, False, "time limit 0 s: no search was run")
-    res = opt.solve(model)
+    res = solve_quietly(opt, model)
     tc = res.termination_condition
     has_solution = res.best_feasible_objective is not None and math.isfinite(res.best_feasible_objective)
     bound = res.best_objective_bound
