@@ -6,7 +6,8 @@ PyTorch path (the results agree to float rounding, see docs/training.md). The sh
 compiled once per (input width, hidden width) with ``cc -O3 -march=native`` into a cache folder
 (``$MTL_PLANNER_CACHE``, else ``$XDG_CACHE_HOME/mtl-planner``, else ``~/.cache/mtl-planner``), under a
 name that hashes the source, the compiler command and the CPU's flags, and moved into place
-atomically, so concurrent processes and interrupted builds are safe.
+atomically, so concurrent processes and interrupted builds are safe; a folder owned by another user
+is never used. :func:`build_library` serves other C code too (the grouping pricing tree).
 
 ``MTL_PLANNER_NATIVE=0`` turns the kernel off (the PyTorch path is used everywhere);
 ``MTL_PLANNER_MARCH`` replaces ``native`` in ``-march`` (e.g. ``x86-64-v3`` for AVX2 only).
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("train_step.c")
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-pthread"]
+KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
+MAX_CLASSES = 64
+
+_loaded: dict[tuple[int, int, str], object] = {}
+_failed: set[tuple[int, int, str]] = set()
 
 
 def _flags() -> list[str]:
@@ -36,11 +42,6 @@ def _flags() -> list[str]:
     older instruction sets with it: AVX2 or plain x86-64 instead of this CPU's own)."""
     march = os.environ.get("MTL_PLANNER_MARCH", "").strip()
     return [f"-march={march}" if f == "-march=native" and march else f for f in FLAGS]
-KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
-MAX_CLASSES = 64
-
-_loaded: dict[tuple[int, int, str], object] = {}
-_failed: set[tuple[int, int, str]] = set()
 
 
 def enabled() -> bool:
