@@ -396,8 +396,6 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     epoch = 0
     while len(alive):
         A = len(alive)
-        alive_d = torch.from_numpy(alive).to(dev)
-        pad_block = theta.new_zeros(A, net.P - net.offsets[-1])
         s_m = np.minimum(spe[alive], remaining[alive])
         S = int(s_m.max())
         if S > 0:
@@ -422,7 +420,9 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
                 remaining[alive] -= s_m
                 n_steps[alive] += s_m
                 S = 0
-        if S > 0:
+        if S > 0:  # the PyTorch path
+            alive_d = torch.from_numpy(alive).to(dev)
+            pad_block = theta.new_zeros(A, net.P - net.offsets[-1])
             cnt = np.clip(n_j[None, :] - np.arange(S)[:, None] * Bc, 0, Bc)             # (S, A)
             idx = np.zeros((S, A, B), dtype=np.int64)
             idx[:, :, :Bc] = flat.reshape(A, S, Bc).transpose(1, 0, 2)
