@@ -504,8 +504,20 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         return -1;
     }
     double (*Cs)[MAXN] = Cm + 64, (*C0m)[MAXN] = Cm + 128;
-    double bounds[64], base[64], thr[64];
+    double bounds[64], base[64], thr[64] = {0};
     int rr[64], si_of[64];
+    /* compact the per-size rows: row `from` moves to row `to` (every per-size array) */
+#define MOVE_SIZE(to, from)                                                  \
+    do {                                                                     \
+        si_of[to] = si_of[from];                                             \
+        rr[to] = rr[from];                                                   \
+        base[to] = base[from];                                               \
+        bounds[to] = bounds[from];                                           \
+        thr[to] = thr[from];                                                 \
+        memcpy(Cm[to], Cm[from], sizeof(double) * (size_t)u);                \
+        memcpy(C0m[to], C0m[from], sizeof(double) * (size_t)u);              \
+        memcpy(Cs[to], Cs[from], sizeof(double) * (size_t)u);                \
+    } while (0)
     while (sp > 0) {
         if ((node_limit >= 0 && nodes >= node_limit) ||
             (time_limit >= 0 && (nodes & 31) == 31 && now_s() - t0 > time_limit)) {
@@ -596,15 +608,8 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
                         break;
                 }
             } else {
-                if (keep_n != q) {
-                    si_of[keep_n] = si_of[q];
-                    rr[keep_n] = rr[q];
-                    base[keep_n] = base[q];
-                    bounds[keep_n] = bounds[q];
-                    memcpy(Cm[keep_n], Cm[q], sizeof(double) * (size_t)u);
-                    memcpy(C0m[keep_n], C0m[q], sizeof(double) * (size_t)u);
-                    memcpy(Cs[keep_n], Cs[q], sizeof(double) * (size_t)u);
-                }
+                if (keep_n != q)
+                    MOVE_SIZE(keep_n, q);
                 keep_n++;
             }
         }
@@ -631,15 +636,8 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         int live_n = 0;
         for (int q = 0; q < na; q++) {
             if (bounds[q] > thr[q]) {
-                if (live_n != q) {
-                    si_of[live_n] = si_of[q];
-                    rr[live_n] = rr[q];
-                    base[live_n] = base[q];
-                    bounds[live_n] = bounds[q];
-                    thr[live_n] = thr[q];
-                    memcpy(Cm[live_n], Cm[q], sizeof(double) * (size_t)u);
-                    memcpy(Cs[live_n], Cs[q], sizeof(double) * (size_t)u);
-                }
+                if (live_n != q)
+                    MOVE_SIZE(live_n, q);
                 live_n++;
             } else {
                 const int i = si_of[q];
@@ -741,7 +739,7 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
         out->cache = child;
         /* the in-child: with budgets, F + j must fit and keeps only the free tasks that fit beside it
          * (resources are non-negative, so a task that does not fit now never will) */
-        double R2[MAXR];
+        double R2[MAXR] = {0};
         int in_fits = 1;
         for (int r = 0; r < nr; r++) {
             R2[r] = nd.Rv[r] + res[jt * nr + r];
