@@ -5,7 +5,7 @@ Buying labels is simulated by holding back training rows: each state starts with
 labelled training rows (seeded), and n labels bought for a state reveal n more of its held-back
 training rows (so ``max`` = the held-back count). Per seed:
 
-1. estimate the instance on the initial pools only (``planner.budget_estimate``: learning curves
+1. estimate the instance on the initial pools only (``planner.budget.estimate``: learning curves
    with geometric / power fits, relatedness probes), as ``planner budget`` does;
 2. at each budget, solve it (the plan) and take the equal-money and equal-count allocations;
 3. for each allocation, reveal the rows and train the final multitask models on all states (one
@@ -35,8 +35,8 @@ STATES = {"Nevada": 1.0, "Iowa": 1.0, "Kentucky": 2.0, "Colorado": 2.0, "Arizona
 
 def final_accuracy(data, idx, rows, config, seed):
     """Reveal ``rows`` (training rows per task index), train one joint model per task, test accuracy per task."""
-    from models.train import train_subsets
-    from planner.budget_estimate import with_training_rows
+    from planner_models.train import train_subsets
+    from planner.budget.estimate import with_training_rows
 
     d = with_training_rows(data, rows)
     acc = []
@@ -65,11 +65,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from models.data import load_table
-    from models.train import TrainConfig
-    from planner.budget_estimate import BudgetEstimateSettings, estimate_budget, label_pools
+    from planner_models.data import load_table
+    from planner_models.train import TrainConfig
+    from planner.budget.estimate import BudgetEstimateSettings, estimate_budget, label_pools
     from planner.instance import parse_instance
-    from planner.problems.budget import equal_count, equal_money
+    from planner.budget.baselines import equal_count, equal_money
     from planner.solve import solve
 
     budgets = [float(b) for b in args.budgets.split(",")]

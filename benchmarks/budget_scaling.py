@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.backends.budget_dp import dp_table  # noqa: E402
+from planner.budget.dp import dp_table  # noqa: E402
 from planner.instance import parse_instance  # noqa: E402
 from planner.solve import solve  # noqa: E402
-from planner.whatif import whatif  # noqa: E402
+from planner.budget.whatif import whatif  # noqa: E402
 
 
 def instance(tasks: int, budget: int, seed: int = 0):

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> None:
     import torch
 
-    from models.data import synthetic_classification
-    from models.train import TrainConfig
-    from planner.estimate import EstimateSettings, estimate
+    from planner_models.data import synthetic_classification
+    from planner_models.train import TrainConfig
+    from planner.selection.estimate import EstimateSettings, estimate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=30)

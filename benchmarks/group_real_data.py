@@ -38,9 +38,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from models.data import load_table
-    from models.train import TrainConfig
-    from planner.group_estimate import GroupSettings, report_table, run_group
+    from planner_models.data import load_table
+    from planner_models.train import TrainConfig
+    from planner.grouping.estimate import GroupSettings, report_table, run_group
 
     config = TrainConfig(hidden=(args.hidden,), epochs=args.epochs, batch_size=128, patience=5, device="cpu")
     reports = []

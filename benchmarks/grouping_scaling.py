@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner.instance import parse_instance  # noqa: E402
-from planner.problems.grouping import problem_from_affinity  # noqa: E402
+from planner.grouping.problem import problem_from_affinity  # noqa: E402
 from planner.solve import solve  # noqa: E402
 from planner.status import SolverUnavailable  # noqa: E402
 
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     if args.mimic:
         anchors = ROOT.parent / "shared" / "anchors" / "mtgnet"
         if anchors.is_dir():
-            from planner.convert import mtgnet_instance
+            from planner.grouping.convert import mtgnet_instance
 
             for k in range(1, 8):
                 p = parse_instance(mtgnet_instance(anchors / "mimic27_mimic_x.csv", anchors / "mimic27_mimic_y_valid.csv", k))

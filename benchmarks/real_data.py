@@ -37,10 +37,10 @@ def hsb82_csv(folder: Path) -> Path:
 
 
 def main() -> None:
-    from models.data import load_table
-    from models.train import TrainConfig
-    from planner.estimate import EstimateSettings
-    from planner.plan import PlanSettings, run_plan
+    from planner_models.data import load_table
+    from planner_models.train import TrainConfig
+    from planner.selection.estimate import EstimateSettings
+    from planner.selection.plan import PlanSettings, run_plan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one target per dataset, one seed, fewer subsets")

@@ -3,7 +3,7 @@
 Both paths train the same models: same data, subsets, epochs, batches and seeds (so the same
 initial weights and the same mini-batches). The plain loop builds one ``nn.Module`` and one
 ``torch.optim.Adam`` per subset and trains the subsets one after another
-(:func:`models.train.train_subsets_plain`); the batched trainer (:func:`models.train.train_subsets`)
+(:func:`planner_models.train.train_subsets_plain`); the batched trainer (:func:`planner_models.train.train_subsets`)
 stacks all of them and steps them together with batched matrix products.
 
 Setting (issue "Training engine", item 6): 20 sources, subsets of alpha = 5 sources (plus the
@@ -29,8 +29,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from models.data import TRAIN, synthetic_classification  # noqa: E402
-from models.train import TrainConfig, train_subsets, train_subsets_plain  # noqa: E402
+from planner_models.data import TRAIN, synthetic_classification  # noqa: E402
+from planner_models.train import TrainConfig, train_subsets, train_subsets_plain  # noqa: E402
 
 
 def matmul_gflops(device: str, n: int = 2048, reps: int = 5) -> float:
@@ -92,8 +92,8 @@ def main(argv=None) -> int:
 
     cpu_gflops = matmul_gflops("cpu")
     print(f"# 2048 x 2048 float32 matmul on the CPU: {cpu_gflops:.1f} GFLOP/s")
-    from models.mtl import BatchedMTL
-    from models.native import epoch_kernel
+    from planner_models.mtl import BatchedMTL
+    from planner_models.native import epoch_kernel
 
     kern = epoch_kernel(11, BatchedMTL(10, config.hidden, 6, 2).width[0], 2)
     print(f"# batched trainer on the CPU: {'the native C kernel (models/native)' if kern else 'the PyTorch path'}")

@@ -1,19 +1,19 @@
 """Group models and TAG lookahead: the training side of task grouping (``planner group``).
 
-A *group model* is one hard-sharing network (:class:`models.mtl.MTLNet`) serving every task of a
-group ``G`` with its own head. Unlike the subset models of :mod:`models.train` there is no single
+A *group model* is one hard-sharing network (:class:`planner_models.mtl.MTLNet`) serving every task of a
+group ``G`` with its own head. Unlike the subset models of :mod:`planner_models.train` there is no single
 target: early stopping watches the mean over the members of their validation losses (the training
 loss: cross-entropy or squared error, each task weighted equally), and every member's validation
-loss and test metrics are returned. Schedule, fixed by the model's seed as in :mod:`models.train`:
+loss and test metrics are returned. Schedule, fixed by the model's seed as in :mod:`planner_models.train`:
 
-* initial weights: :func:`models.mtl.init_params` with the seed;
+* initial weights: :func:`planner_models.mtl.init_params` with the seed;
 * epoch ``e``: the ``e``-th permutation drawn by ``numpy.random.default_rng(seed)`` of the group's
   training rows, cut into mini-batches (each row's loss through its task's head, batch mean; Adam);
 * at most ``ceil(epoch_fraction * epochs * steps_per_epoch)`` steps; after every epoch the mean
   validation loss of the members is measured, the best state kept, and training stops after
   ``patience`` epochs without a strict improvement;
 * ``train_fraction < 1`` keeps the same random fraction of each task's training rows as
-  :mod:`models.train` does (``default_rng([subsample_seed, task])``); regression labels are
+  :mod:`planner_models.train` does (``default_rng([subsample_seed, task])``); regression labels are
   standardised with the training rows of every task, so a task's numbers do not depend on its group.
 
 :func:`tag_affinities` is the lookahead of TAG (Fifty et al., NeurIPS 2021, eq. 3): while one model

@@ -1,7 +1,7 @@
 """The trainer: many multitask subset models trained at once, on CPU or GPU.
 
 For a target task ``t`` and subsets ``S_1 .. S_M`` of source tasks, model ``m`` is a hard-sharing
-network (:mod:`models.mtl`) with one head per task of ``{t} ∪ S_m``, trained only on the training
+network (:mod:`planner_models.mtl`) with one head per task of ``{t} ∪ S_m``, trained only on the training
 rows of those tasks (each row's loss through its own task's head; cross-entropy for classification,
 squared error for regression; Adam), with early stopping on the target's validation loss. It returns
 
@@ -9,11 +9,11 @@ squared error for regression; Adam), with early stopping on the target's validat
 
 the validation loss of every task in the subset, and the target's test metrics.
 
-:func:`train_subsets` stacks the models (:class:`models.mtl.BatchedMTL`) and steps all of them with
+:func:`train_subsets` stacks the models (:class:`planner_models.mtl.BatchedMTL`) and steps all of them with
 batched matrix products; :func:`train_subsets_plain` trains the same models one after another with an
 ``nn.Module`` and ``torch.optim.Adam``. Both follow one schedule, fixed by each model's own seed:
 
-* initial weights: :func:`models.mtl.init_params` with the model's seed;
+* initial weights: :func:`planner_models.mtl.init_params` with the model's seed;
 * epoch ``e``: the ``e``-th permutation drawn by ``numpy.random.default_rng(seed)`` from the model's
   training rows, cut into mini-batches of ``batch_size`` (the last one smaller);
 * a step budget of ``ceil(epoch_fraction * epochs * steps_per_epoch)`` Adam steps; after every epoch
@@ -497,7 +497,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
 
 
 def _native_kernel(prep: _Prepared, net: BatchedMTL, dev: torch.device):
-    """The C epoch kernel (:mod:`models.native`) where it applies: CPU, one hidden layer, float32;
+    """The C epoch kernel (:mod:`planner_models.native`) where it applies: CPU, one hidden layer, float32;
     else ``None`` (the PyTorch path below)."""
     if dev.type != "cpu" or len(net.hidden) != 1 or prep.X1.dtype != torch.float32:
         return None

@@ -42,7 +42,7 @@ def _records(data, target: int, jobs: Sequence[Job], results) -> list:
 
 def train_jobs_local(data, target: int, jobs: Sequence[Job], config, batch_size: int,
                      on_batch: Callable[[list], None], progress: Callable[[int], None] | None = None) -> None:
-    from models.train import train_subsets
+    from planner_models.train import train_subsets
 
     for start in range(0, len(jobs), batch_size):
         chunk = list(jobs[start:start + batch_size])
@@ -61,7 +61,7 @@ def _ray():
 
 
 def _train_chunk_remote(data, target, subsets, config, seeds):
-    from models.train import train_subsets
+    from planner_models.train import train_subsets
 
     return train_subsets(data, target, subsets, config, seeds)
 

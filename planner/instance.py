@@ -7,24 +7,12 @@ from typing import Any
 
 from planner.checks import Checker
 from planner.io import read_data_file
-from planner.problems.base import KINDS
+from planner import registry
 from planner.status import InstanceError
-
-
-def _ensure_kinds_loaded() -> None:
-    # Importing the kind modules registers them.
-    import planner.problems.selection  # noqa: F401
-    for mod in ("planner.problems.grouping", "planner.problems.budget"):
-        try:
-            __import__(mod)
-        except ModuleNotFoundError as exc:  # a kind not built yet
-            if exc.name != mod:
-                raise
 
 
 def parse_instance(data: Any, source: str = "", default_name: str | None = None):
     """Validate a parsed mapping and return the problem object of its kind."""
-    _ensure_kinds_loaded()
     check = Checker(source)
     data = check.mapping(data, "")
     if "schema" not in data:
@@ -32,14 +20,14 @@ def parse_instance(data: Any, source: str = "", default_name: str | None = None)
     if isinstance(data["schema"], bool) or data["schema"] != 1:
         check.fail("schema", f"unsupported schema {data['schema']!r} (this version reads schema 1)")
     if "kind" not in data:
-        check.fail("kind", f"missing required key (one of {', '.join(sorted(KINDS))})")
-    kind = check.string(data["kind"], "kind", choices=sorted(KINDS))
+        check.fail("kind", f"missing required key (one of {', '.join(registry.kind_names())})")
+    kind = check.string(data["kind"], "kind", choices=registry.kind_names())
     if "name" not in data or data["name"] is None:
         data = dict(data)
         data["name"] = default_name or "instance"
     else:
         check.string(data["name"], "name")
-    return KINDS[kind].from_dict(data, check)
+    return registry.problem_class(kind).from_dict(data, check)
 
 
 def load_instance(path: str | os.PathLike):

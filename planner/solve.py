@@ -1,6 +1,6 @@
 """``solve(problem, solver="auto", time_limit=None, options=None) -> SolveResult``.
 
-One entry point for every kind. Backends register per kind; ``auto`` asks the kind's chooser.
+One entry point for every kind. Backends and the ``auto`` order come from :mod:`planner.registry`.
 Whatever a backend returns is checked here: the solution's feasibility and objective are
 recomputed in plain Python (``problem.evaluate``) and that objective is the one reported.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
 
+from planner import registry
 from planner.status import (
     InfeasibleSolution,
     PlannerError,
@@ -19,54 +19,30 @@ from planner.status import (
     UsageError,
 )
 
-Backend = Callable[[Any, "float | None", dict], SolveResult]
-
-_BACKENDS: dict[str, dict[str, Backend]] = {}
-_AUTO: dict[str, Callable[[Any], list[str]]] = {}
-
-
-def register_backend(kind: str, name: str, fn: Backend) -> None:
-    _BACKENDS.setdefault(kind, {})[name] = fn
-
-
-def register_auto(kind: str, chooser: Callable[[Any], list[str]]) -> None:
-    """``chooser(problem)`` returns backend names in order of preference; ``auto`` tries them in turn."""
-    _AUTO[kind] = chooser
-
-
-def backends_for(kind: str) -> list[str]:
-    _load_backends()
-    return sorted(_BACKENDS.get(kind, {}))
-
-
-def _load_backends() -> None:
-    import planner.instance as inst
-
-    inst._ensure_kinds_loaded()
-
 
 def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
     """Solve ``problem`` with the named backend (or the best available one for ``auto``)."""
-    _load_backends()
     options = dict(options or {})
     kind = problem.kind
-    available = _BACKENDS.get(kind, {})
+    available = registry.backend_names(kind)
     if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
         raise UsageError(f"time limit must be a non-negative number of seconds, got {time_limit}")
     if solver == "auto":
-        order = _AUTO[kind](problem) if kind in _AUTO else sorted(available)
-        order = [name for name in order if name in available]
+        order = registry.auto_order(problem)
     else:
         if solver not in available:
             raise UsageError(
-                f"solver {solver!r} does not solve {kind} instances (available: {', '.join(sorted(available))})"
+                f"solver {solver!r} does not solve {kind} instances (available: {', '.join(available)})"
             )
         order = [solver]
     notes: list[str] = []
     start = time.perf_counter()
     for name in order:
         try:
-            result = available[name](problem, time_limit, options)
+            spec = registry.backend_spec(kind, name)
+            if not registry.is_installed(spec):
+                raise SolverUnavailable(f"needs {', '.join(spec.requires)}, which is not installed")
+            result = registry.backend(kind, name)(problem, time_limit, options)
         except SolverUnavailable as exc:
             if solver != "auto":
                 raise

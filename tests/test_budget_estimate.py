@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.data import TEST, TRAIN, VAL, synthetic_classification, synthetic_linear
-from models.train import TrainConfig
-from planner.budget_estimate import (
+from planner_models.data import TEST, TRAIN, VAL, synthetic_classification, synthetic_linear
+from planner_models.train import TrainConfig
+from planner.budget.estimate import (
     BudgetEstimateSettings,
     CurveFit,
     curve_counts,
@@ -22,7 +22,7 @@ from planner.budget_estimate import (
 )
 from planner.cli import main
 from planner.instance import load_instance, parse_instance
-from planner.problems.budget import Geometric, Power
+from planner.budget.problem import Geometric, Power
 
 FAST = TrainConfig(hidden=(8,), epochs=15, batch_size=16, patience=4, device="cpu")
 
@@ -156,7 +156,7 @@ def test_probes_give_a_valid_coupled_instance():
 
 
 def test_estimate_rejects_tiny_pools():
-    from models.data import DataError
+    from planner_models.data import DataError
 
     d = synthetic_linear(k=1, p=3, n_per_task=[60, 8], seed=0)  # s01: 8 rows, about 4 for training
     settings = BudgetEstimateSettings(initial=20, points=3, repeats=1, relatedness=False)

@@ -11,19 +11,9 @@ import pytest
 
 from planner.checks import Checker
 from planner.instance import load_instance, parse_instance
-from planner.problems.budget import (
-    BudgetProblem,
-    Geometric,
-    Power,
-    Table,
-    all_to_one,
-    baselines,
-    budget_instance_from_curves,
-    equal_count,
-    equal_money,
-    fit_information_model,
-    greedy,
-)
+from planner.budget.baselines import all_to_one, baselines, equal_count, equal_money, greedy
+from planner.budget.curves import budget_instance_from_curves, fit_information_model
+from planner.budget.problem import BudgetProblem, Geometric, Power, Table
 from planner.status import InfeasibleSolution, InstanceError
 
 ROOT = Path(__file__).resolve().parents[1]

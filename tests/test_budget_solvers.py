@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.backends.budget_dp import concave_runs, cost_units, dp_sweep, maxplus_concave
+from planner.budget.dp import concave_runs, cost_units, dp_sweep, maxplus_concave
 from planner.instance import load_instance, parse_instance
-from planner.problems.budget import greedy
+from planner.budget.baselines import greedy
 from planner.solve import solve
 from planner.status import SolveStatus, SolverUnavailable
 
@@ -253,7 +253,7 @@ def test_highs_warnings_stay_off_stdout():
     code = textwrap.dedent("""
         import pyomo.environ as pe
         from pyomo.contrib.appsi.solvers import Highs
-        from planner.backends.pyomo_highs import solve_quietly
+        from planner.pyomo_highs import solve_quietly
         m = pe.ConcreteModel()
         m.x = pe.Var(range(3), bounds=(0, 1))
         m.c = pe.Constraint(expr=m.x[1] + m.x[2] <= 1)

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 
 from planner.cli import main
 from planner.instance import load_instance, parse_instance
-from planner.problems.budget import exact, greedy
+from planner.budget.problem import exact
+from planner.budget.baselines import greedy
 from planner.solve import solve
-from planner.whatif import BudgetRangeError, parse_budgets, whatif
+from planner.budget.whatif import BudgetRangeError, parse_budgets, whatif
 
 ROOT = Path(__file__).resolve().parents[1]
 INST = ROOT / "instances"

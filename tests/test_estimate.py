@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.sampling import default_n_subsets, design, sample_fixed_size, subset_seed
-from planner.surrogate import (
+from planner.selection.surrogate import (
     LinearSurrogate,
     PairwiseSurrogate,
     f1_transfer,
@@ -89,13 +89,13 @@ def test_f1_and_spearman_on_hand_examples():
 # -- the pipeline on small synthetic data ---------------------------------------------------
 @pytest.fixture(scope="module")
 def small_data():
-    from models.data import synthetic_classification
+    from planner_models.data import synthetic_classification
 
     return synthetic_classification(k=6, p=4, n_per_task=[80] + [120] * 6, seed=0)
 
 
 def _cfg(**kw):
-    from models.train import TrainConfig
+    from planner_models.train import TrainConfig
 
     base = dict(epochs=4, patience=None, hidden=(8,))
     base.update(kw)
@@ -103,7 +103,7 @@ def _cfg(**kw):
 
 
 def _settings(**kw):
-    from planner.estimate import EstimateSettings
+    from planner.selection.estimate import EstimateSettings
 
     base = dict(alpha=2, n_subsets=15, n_boot=20, repeats=2, seed=0)
     base.update(kw)
@@ -111,7 +111,7 @@ def _settings(**kw):
 
 
 def test_resume_trains_only_what_is_missing_and_gives_the_same_result(tmp_path, small_data):
-    from planner.estimate import estimate
+    from planner.selection.estimate import estimate
 
     store = str(tmp_path / "s.sqlite")
     full = estimate(small_data, "target", _settings(batch_size=4), _cfg(), store)
@@ -129,7 +129,7 @@ def test_resume_trains_only_what_is_missing_and_gives_the_same_result(tmp_path, 
 
 
 def test_in_memory_run_equals_store_run(tmp_path, small_data):
-    from planner.estimate import estimate
+    from planner.selection.estimate import estimate
 
     a = estimate(small_data, "target", _settings(batch_size=64), _cfg())
     b = estimate(small_data, "target", _settings(batch_size=5), _cfg(), str(tmp_path / "x.sqlite"))
@@ -137,7 +137,7 @@ def test_in_memory_run_equals_store_run(tmp_path, small_data):
 
 
 def test_store_refuses_other_settings(tmp_path, small_data):
-    from planner.estimate import estimate
+    from planner.selection.estimate import estimate
     from planner.store import StoreError
 
     store = str(tmp_path / "s.sqlite")
@@ -149,7 +149,7 @@ def test_store_refuses_other_settings(tmp_path, small_data):
 
 
 def test_estimate_report_has_diagnostics_and_intervals(small_data):
-    from planner.estimate import estimate
+    from planner.selection.estimate import estimate
     from planner.instance import parse_instance
 
     est = estimate(small_data, "target", _settings(), _cfg())
@@ -168,8 +168,8 @@ def test_estimate_report_has_diagnostics_and_intervals(small_data):
 def test_good_sources_score_lower_and_are_selected_on_the_theorem_3_1_generator():
     """Synthetic check (issue 4, item 9): the linear setting of Theorem 3.1 with a narrow shared
     encoder (3 units < p = 10, so sources compete for the representation)."""
-    from models.data import synthetic_linear
-    from planner.estimate import estimate
+    from planner_models.data import synthetic_linear
+    from planner.selection.estimate import estimate
     from planner.instance import parse_instance
     from planner.solve import solve
 

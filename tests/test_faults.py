@@ -102,7 +102,7 @@ def estimate_data(tmp_path_factory):
     """A tiny CSV and the instance an uninterrupted estimate writes from it (the reference)."""
     import pandas as pd
 
-    from models.data import synthetic_classification
+    from planner_models.data import synthetic_classification
 
     folder = tmp_path_factory.mktemp("estimate")
     data = synthetic_classification(k=6, p=4, n_per_task=60)
@@ -357,12 +357,13 @@ def test_time_limit_never_reports_a_wrong_optimal():
 def test_zero_time_limit_on_every_backend(name):
     """With no time at all a backend may still prove optimality, but then it must be the true optimum."""
     from planner.instance import load_instance
-    from planner.solve import backends_for, solve
+    from planner.registry import backend_names
+    from planner.solve import solve
 
     problem = load_instance(INSTANCES / name)
     exact = solve(problem)  # no time limit: the exact optimum (brute force or DP)
     assert exact.status.value == "optimal"
-    for backend in backends_for(problem.kind):
+    for backend in backend_names(problem.kind):
         try:
             res = solve(problem, solver=backend, time_limit=0)
         except Exception as exc:  # noqa: BLE001 - a backend may refuse an instance, but must say why
@@ -390,14 +391,17 @@ def test_time_limit_through_the_cli_is_feasible_with_gap(tmp_path):
 
 
 def _break_backend(monkeypatch, kind, name, exc):
-    from planner import solve as solve_mod
+    from planner import registry
 
-    solve_mod._load_backends()
+    real = registry.backend
 
     def broken(problem, time_limit, options):
         raise exc
 
-    monkeypatch.setitem(solve_mod._BACKENDS[kind], name, broken)
+    def lookup(k, n):
+        return broken if (k, n) == (kind, name) else real(k, n)
+
+    monkeypatch.setattr(registry, "backend", lookup)
 
 
 def test_missing_solver_falls_back_and_says_so(monkeypatch):
@@ -431,11 +435,10 @@ def test_crashing_solver_falls_back_under_auto_and_is_named_otherwise(monkeypatc
 
 
 def test_every_backend_missing(monkeypatch, tmp_path):
-    from planner import solve as solve_mod
+    from planner import registry
     from planner.status import SolverUnavailable
 
-    solve_mod._load_backends()
-    for name in list(solve_mod._BACKENDS["budget"]):
+    for name in registry.backend_names("budget"):
         _break_backend(monkeypatch, "budget", name, SolverUnavailable(f"{name} is not installed"))
     res = run("solve", INSTANCES / "budget_table.json")
     assert res.exit_code == 1

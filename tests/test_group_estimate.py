@@ -10,10 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from models.data import TaskData, synthetic_classification
-from models.grouping import _Lookahead, _prepare, tag_affinities, train_groups
-from models.mtl import MTLNet, init_params
-from models.train import TrainConfig
+from planner_models.data import TaskData, synthetic_classification
+from planner_models.grouping import _Lookahead, _prepare, tag_affinities, train_groups
+from planner_models.mtl import MTLNet, init_params
+from planner_models.train import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -100,9 +100,9 @@ def test_tag_affinity_ranks_a_close_source_above_far_ones(related):
     assert all(M[i, i] > 0 for i in range(4))           # a step on a task's own loss lowers it
 
 
-# -- planner.group_estimate --------------------------------------------------------------------
+# -- planner.grouping.estimate --------------------------------------------------------------------
 def test_hoa_matrix_holds_single_task_and_pair_losses(related):
-    from planner.group_estimate import GroupSettings, _Models, affinity_hoa, _resolved
+    from planner.grouping.estimate import GroupSettings, _Models, affinity_hoa, _resolved
     from planner.store import Store
 
     cfg = _resolved(TrainConfig(hidden=(8,), epochs=4, batch_size=64, device="cpu"), related)
@@ -141,7 +141,7 @@ class _FakeModels:
 
 
 def test_subsets_affinity_recovers_the_order_of_known_effects():
-    from planner.group_estimate import GroupSettings, affinity_subsets
+    from planner.grouping.estimate import GroupSettings, affinity_subsets
 
     rng = np.random.default_rng(0)
     E = rng.uniform(-0.05, 0.1, (6, 6))
@@ -158,7 +158,7 @@ def test_subsets_affinity_recovers_the_order_of_known_effects():
 
 
 def test_budget_parsing():
-    from planner.group_estimate import GroupingError, parse_budget
+    from planner.grouping.estimate import GroupingError, parse_budget
 
     assert parse_budget(None, 100) is None
     assert parse_budget("250", 100) == 250
@@ -261,7 +261,7 @@ def test_cli_group_budget_is_respected(csv_path):
 
 
 def test_regression_group_models_report_label_units():
-    from models.data import synthetic_linear
+    from planner_models.data import synthetic_linear
 
     d = synthetic_linear(k=2, p=4, n_per_task=200, seed=0)
     d.y = d.y * 10.0                                     # losses must follow the label's units

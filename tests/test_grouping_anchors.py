@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from planner.convert import mtgnet_instance, standley_instance, tag_instance
+from planner.grouping.convert import mtgnet_instance, standley_instance, tag_instance
 from planner.instance import load_instance, parse_instance
 from planner.solve import solve
 from planner.status import InstanceError, SolveStatus

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from planner.backends.grouping_colgen import _ScaledPricing, _Values, _members, price_heuristic
+from planner.grouping.colgen import _ScaledPricing, _Values, _members, price_heuristic
 from planner.instance import parse_instance
-from planner.problems.grouping import instance_from_affinity, problem_from_affinity
+from planner.grouping.problem import problem_from_affinity
+from planner.grouping.schema import instance_from_affinity
 from planner.solve import solve
 from planner.status import SolveStatus
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from planner.backends.grouping_colgen import _members, _Values, lagrangian_bound
-from planner.backends.grouping_pricing import price_exact
-from planner.problems.grouping import problem_from_affinity
+from planner.grouping.colgen import _members, _Values, lagrangian_bound
+from planner.grouping.pricing import price_exact
+from planner.grouping.problem import problem_from_affinity
 
 
 def _case(seed):
@@ -74,8 +74,8 @@ def test_compiled_tree_is_used_and_agrees_with_python_on_larger_instances():
     """Where a C compiler exists the tree runs in C; on 14-24 tasks, with and without budgets (too many
     to enumerate quickly, so the two implementations are each other's oracle) both give the same
     per-size bounds."""
-    from models.native import _compiler
-    from planner.backends.grouping_pricing import _native_lib
+    from planner_models.native import _compiler
+    from planner.grouping.pricing import _native_lib
 
     if _compiler() is None:
         pytest.skip("no C compiler: the Python tree is used")

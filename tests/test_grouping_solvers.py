@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from planner.instance import parse_instance
-from planner.problems.grouping import instance_from_affinity, problem_from_affinity
+from planner.grouping.problem import problem_from_affinity
+from planner.grouping.schema import instance_from_affinity
 from planner.solve import solve
 from planner.status import SolveStatus, SolverUnavailable
 

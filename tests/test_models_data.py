@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.data import TEST, TRAIN, VAL, DataError, TaskData, load_table, synthetic_classification
+from planner_models.data import TEST, TRAIN, VAL, DataError, TaskData, load_table, synthetic_classification
 
 
 def _frame(n_per_task=40, seed=0):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from models.data import TRAIN, DataError, synthetic_classification, synthetic_fair_noisy, synthetic_linear
+from planner_models.data import TRAIN, DataError, synthetic_classification, synthetic_fair_noisy, synthetic_linear
 
 
 def test_linear_theorem_3_1_setting():

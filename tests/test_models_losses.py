@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from models.losses import cross_entropy, neg_margin, resolve_loss, squared_error, zero_one
+from planner_models.losses import cross_entropy, neg_margin, resolve_loss, squared_error, zero_one
 
 
 def test_cross_entropy_by_hand():

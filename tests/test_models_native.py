@@ -6,9 +6,9 @@ import platform
 import numpy as np
 import pytest
 
-import models.native as native
-from models.data import synthetic_classification, synthetic_linear
-from models.train import TrainConfig, train_subsets, train_subsets_plain
+import planner_models.native as native
+from planner_models.data import synthetic_classification, synthetic_linear
+from planner_models.train import TrainConfig, train_subsets, train_subsets_plain
 
 HAVE_CC = native._compiler() is not None
 

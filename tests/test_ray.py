@@ -17,9 +17,9 @@ def local_cluster():
 
 
 def test_ray_executor_matches_local(local_cluster, tmp_path):
-    from models.data import synthetic_classification
-    from models.train import TrainConfig
-    from planner.estimate import EstimateSettings, estimate
+    from planner_models.data import synthetic_classification
+    from planner_models.train import TrainConfig
+    from planner.selection.estimate import EstimateSettings, estimate
 
     data = synthetic_classification(k=5, p=4, n_per_task=80, seed=0)
     config = TrainConfig(epochs=3, hidden=(8,), patience=None)

@@ -1,0 +1,30 @@
+"""The ``planner`` command line: thin commands over the library.
+
+Exit codes (contract): 0 solved, 1 runtime error, 2 usage error or invalid input,
+3 proven infeasible or unbounded, 4 no solution within the limit.
+
+Shared options live in :mod:`planner.cli.options`, the result tail and progress in
+:mod:`planner.cli.output`; each command module holds the commands of one decision.
+"""
+from __future__ import annotations
+
+import click
+
+from planner import __version__
+from planner.cli.batch import batch
+from planner.cli.budget import budget_command, whatif_command
+from planner.cli.core import solve, validate
+from planner.cli.demo import demo
+from planner.cli.grouping import convert, group
+from planner.cli.selection import estimate, plan
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="planner")
+def main() -> None:
+    """Plan multitask learning: which source tasks to train with a target, which tasks share a
+    network, and how many labels to buy per task, with provably optimal answers."""
+
+
+for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):
+    main.add_command(_command)

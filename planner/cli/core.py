@@ -1,0 +1,47 @@
+"""``planner solve`` and ``planner validate``: one instance file of any kind."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from planner.cli.options import handle_errors, json_option, solver_option, time_limit_option
+from planner.cli.output import emit_result
+
+
+@click.command()
+@click.argument("instance", type=click.Path(dir_okay=False))
+@solver_option(help="Backend: auto picks the best available one for the instance; dp is for budgets, "
+                    "local and spectral are grouping heuristics (reported with their gap).")
+@time_limit_option
+@json_option
+@click.option("-o", "--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the result object to this file (atomically, only when solved).")
+@handle_errors
+def solve(instance, solver, time_limit, as_json, out):
+    """Solve one INSTANCE file (JSON or YAML) of any kind and report the plan."""
+    from planner.instance import load_instance
+    from planner.report import result_summary
+    from planner.solve import solve as run_solve
+
+    problem = load_instance(instance)
+    result = run_solve(problem, solver=solver, time_limit=time_limit)
+    payload = result.to_dict(problem.name, problem.kind)
+    emit_result(payload, as_json, out, result_summary(problem, payload))
+    code = result.status.exit_code
+    if code:
+        if not as_json:
+            click.echo(f"status: {payload['status']}" + (f" ({result.message})" if result.message else ""), err=True)
+        sys.exit(code)
+
+
+@click.command()
+@click.argument("instance", type=click.Path(dir_okay=False))
+@handle_errors
+def validate(instance):
+    """Check an INSTANCE file; print what is wrong (file, field, why) or a one-line summary."""
+    from planner.instance import load_instance
+    from planner.report import instance_summary
+
+    problem = load_instance(instance)
+    click.echo(f"{instance}: ok: {instance_summary(problem)}")

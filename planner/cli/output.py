@@ -1,0 +1,50 @@
+"""The one tail every command shares (print a result, write -o, exit with the contract's code) and the
+one progress helper."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: list[str]) -> None:
+    """Print a result (one JSON object with --json, else a summary) and write -o atomically on success."""
+    from planner.io import write_json
+
+    ok = result["status"] in ("optimal", "feasible")
+    if out and ok:
+        write_json(out, result)
+    if as_json:
+        click.echo(json.dumps(result, allow_nan=False))
+    else:
+        for line in summary_lines:
+            click.echo(line)
+
+
+class Progress:
+    """A progress bar on stderr (click's), created once the total is known."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def total(self, n: int) -> None:
+        if n <= 0:
+            return
+        self.bar = click.progressbar(length=n, label=self.label, file=sys.stderr, show_pos=True, show_eta=True)
+        self.bar.__enter__()
+
+    def __call__(self, n: int) -> None:
+        if self.bar is None:
+            return
+        if self.bar.pos + n > self.bar.length:
+            self.bar.length = self.bar.pos + n
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
