@@ -103,17 +103,19 @@ def test_tag_affinity_ranks_a_close_source_above_far_ones(related):
 # -- planner.grouping.estimate --------------------------------------------------------------------
 def test_hoa_matrix_holds_single_task_and_pair_losses(related):
     from planner.grouping.estimate import GroupSettings, _Models, affinity_hoa, _resolved
+    from planner.jobs import JobRunner
     from planner.store import Store
 
     cfg = _resolved(TrainConfig(hidden=(8,), epochs=4, batch_size=64, device="cpu"), related)
     assert cfg.loss == "ce"
     tasks = [3, 0, 2]
     with Store(":memory:") as store:
-        models = _Models(store, related, cfg, 0, None)
+        runner = JobRunner(store)
+        models = _Models(runner, related, cfg, 0)
         M, info = affinity_hoa(models, tasks, GroupSettings(method="hoa", max_groups=2))
-        assert models.trained == 3 + 3 and info["models"] == 6
+        assert runner.trained == 3 + 3 and info["models"] == 6
         runs = models.get([[0], [0, 3], [2, 3]])
-        assert models.trained == 6                      # all from the store
+        assert runner.trained == 6                      # all from the store
     names = related.task_names
     assert M.shape == (3, 3)
     assert M[1, 1] == runs[((0,), 0)].val_losses[names[0]]

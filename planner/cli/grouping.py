@@ -150,7 +150,8 @@ def group(data_source, task_column, label_column, regression, seed, train, metho
                              tasks=tuple(names) if names else None, seed=seed, alpha=alpha,
                              n_subsets=n_subsets, final_seeds=final_seeds,
                              budget=parse_budget(budget, total_rows), max_group_size=max_group_size,
-                             solver=solver, time_limit=time_limit, lookahead_lr=lookahead_lr)
+                             solver=solver, time_limit=time_limit, lookahead_lr=lookahead_lr,
+                             executor=executor, batch_size=models_per_batch)
     show_notes(data)
     bar = Progress("training models")
     try:

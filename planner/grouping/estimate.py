@@ -39,7 +39,8 @@ import numpy as np
 
 from planner.sampling import sample_fixed_size, subset_seed
 from planner.status import PlannerError
-from planner.store import RunRecord, Store, subset_key
+from planner.jobs import GroupRuns, Job, JobRunner
+from planner.store import RunRecord, Store
 
 METHODS = ("subsets", "tag", "hoa")
 # per method: mode, group value rule, sense, aggregate
@@ -81,6 +82,8 @@ class GroupSettings:
     time_limit: float | None = None
     lookahead_lr: float | None = None  # tag: SGD step of the lookahead (default: the training lr)
     tag_every: int = 1               # tag: lookahead at every k-th step
+    executor: str = "local"          # where models are trained (planner.executors)
+    batch_size: int = MODELS_PER_BATCH  # models per store transaction
 
 
 def parse_budget(text: str | None, total_rows: int) -> float | None:
@@ -129,51 +132,18 @@ def _config_hash(d: dict) -> str:
 
 # ---------------------------------------------------------------------------- training through the store
 class _Models:
-    """Group models of one training configuration, read from / written to the store."""
+    """Group models of one training configuration, through the job runner (store + executor)."""
 
-    def __init__(self, store: Store, data, config, seed: int, progress: Callable[[int], None] | None):
-        self.store, self.data, self.config, self.seed = store, data, config, seed
-        settings = {"kind": "group_models", "train": config.to_dict()}
-        self.study = store.open_study(data.fingerprint(), f"group:{_config_hash(settings)}", seed, settings)
-        self.progress = progress
-        self.trained = 0
+    def __init__(self, runner: JobRunner, data, config, seed: int):
+        self.runner, self.data, self.kind, self.seed = runner, data, GroupRuns(config), seed
 
     def get(self, groups: Sequence[Sequence[int]], replicates: int = 1) -> dict[tuple[tuple[int, ...], int], RunRecord]:
         """Runs for every (group, replicate), training what the store lacks; keyed by sorted indices."""
-        from planner_models.grouping import train_groups
-
-        names = self.data.task_names
-        want: list[tuple[tuple[int, ...], int]] = []
+        jobs = []
         for g in groups:
             key = tuple(sorted(int(i) for i in g))
-            for r in range(replicates):
-                if (key, r) not in want:
-                    want.append((key, r))
-        done = self.store.done(self.study)
-        todo = [(g, r) for g, r in want if (subset_key(names[i] for i in g), r) not in done]
-        if self.progress is not None and len(want) > len(todo):
-            self.progress(len(want) - len(todo))
-        for start in range(0, len(todo), MODELS_PER_BATCH):
-            chunk = todo[start:start + MODELS_PER_BATCH]
-            seeds = [subset_seed(self.seed, g, r) for g, r in chunk]
-            results = train_groups(self.data, [g for g, _ in chunk], self.config, seeds, self.progress)
-            recs = []
-            for (g, r), s, res in zip(chunk, seeds, results):
-                test = {f"{names[t]}|{k}": float(v) for t, m in res.test.items() for k, v in m.items()}
-                recs.append(RunRecord(subset=tuple(names[i] for i in g), replicate=r, seed=s, f=float(res.f),
-                                      val_losses={names[t]: float(v) for t, v in res.val_losses.items()},
-                                      test=test, seconds=float(res.seconds), device=res.device))
-            self.store.add_batch(self.study, recs)
-            self.trained += len(chunk)
-        index = {n: i for i, n in enumerate(names)}
-        out = {}
-        for rec in self.store.runs(self.study):
-            key = (tuple(sorted(index[t] for t in rec.subset)), rec.replicate)
-            out[key] = rec
-        missing = [w for w in want if w not in out]
-        if missing:
-            raise PlannerError(f"{len(missing)} group models are missing from the store after training")
-        return {w: out[w] for w in want}
+            jobs += [Job(key, r, subset_seed(self.seed, key, r)) for r in range(replicates)]
+        return self.runner.run(self.data, self.kind, jobs, self.seed)
 
 
 def _test_value(rec: RunRecord, task: str, metric: str) -> float:
@@ -339,7 +309,8 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
         on_total(est_models + settings.final_seeds * (n + 1 + settings.max_groups))
     stages: dict[str, float] = {}
     with Store(store_path) as store:
-        models = _Models(store, data, config, settings.seed, progress)
+        runner = JobRunner(store, settings.executor, settings.batch_size, progress)
+        models = _Models(runner, data, config, settings.seed)
         t1 = time.perf_counter()
         if settings.method == "hoa":
             M, info = affinity_hoa(models, tasks, settings)
@@ -365,12 +336,12 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
         served = dict(result.solution["served_by"])
 
         t1 = time.perf_counter()
-        final = _Models(store, data, final_config, settings.seed, progress)
+        final = _Models(runner, data, final_config, settings.seed)
         index = {nm: t for nm, t in zip(names, tasks)}
         plan_groups = [[index[t] for t in g] for g in groups]
         runs = final.get(plan_groups + [[t] for t in tasks] + [list(tasks)], settings.final_seeds)
         stages["final"] = time.perf_counter() - t1
-        trained = models.trained + final.trained + (1 if settings.method == "tag" and info.get("trained") else 0)
+        trained = runner.trained + (1 if settings.method == "tag" and info.get("trained") else 0)
 
     metric = "accuracy" if data.n_classes else "rmse"
     reps = range(settings.final_seeds)

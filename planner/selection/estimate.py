@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from planner.executors import EXECUTORS, Job
+from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
-from planner.status import PlannerError, UsageError
+from planner.status import UsageError
 from planner.store import Store
 from planner.selection.surrogate import (
     PairwiseSurrogate,
@@ -76,6 +76,22 @@ class Estimate:
     trained: int  # models trained in this call (0 when everything was in the store)
     boot_thetas: np.ndarray = field(repr=False, default=None)
 
+    def problem(self, constraints: dict | None = None, name: str | None = None):
+        """The selection problem over the fitted surrogate, built directly (no file round trip)."""
+        from planner.selection.problem import SelectionProblem
+
+        c = constraints or {}
+        costs = c.get("costs")
+        pairs = tuple(sorted((min(i, j), max(i, j), float(v)) for i, j, v in self.model.pairwise_ if v != 0.0))
+        return SelectionProblem(
+            name=name or f"estimate_{self.target}", target=self.target, sources=tuple(self.sources),
+            intercept=float(self.model.intercept_), linear=tuple(float(v) for v in self.model.coef_), pairwise=pairs,
+            baseline=float(self.baseline), min_size=int(c.get("min_size", 0)), max_size=c.get("max_size"),
+            must_include=frozenset(c.get("must_include", ())), exclude=frozenset(c.get("exclude", ())),
+            costs=None if costs is None else tuple(float(costs.get(t, 0.0)) for t in self.sources),
+            budget=c.get("budget"),
+        )
+
     def instance_dict(self, name: str | None = None, constraints: dict | None = None) -> dict[str, Any]:
         """A selection instance in the contract's schema holding the surrogate and the diagnostics."""
         pairs = [[self.sources[i], self.sources[j], round(v, 12)] for i, j, v in self.model.pairwise_ if v != 0.0]
@@ -119,47 +135,13 @@ def _noise_floor(groups: dict[tuple, list[float]]) -> float:
     return num / den if den else math.nan
 
 
-def _fault_pause() -> float:
-    """Seconds to wait after each stored batch: ``PLANNER_PAUSE_AFTER_BATCH``, a fault-injection hook
-    so kill tests can stop a run between two transactions deterministically (0 when unset)."""
-    import os
-
-    try:
-        return max(0.0, float(os.environ.get("PLANNER_PAUSE_AFTER_BATCH", "0") or 0))
-    except ValueError:
-        return 0.0
-
-
-def run_jobs(data, target_idx: int, jobs: list[Job], config, store: Store, study: str, settings: EstimateSettings,
-             progress: Callable[[int], None] | None = None) -> int:
-    """Train the jobs the store lacks, one transaction per finished batch. Returns how many were trained."""
-    from planner.store import subset_key
-
-    names = data.task_names
-    done = store.done(study)
-    todo = [j for j in jobs if (subset_key(names[i] for i in j.subset), j.replicate) not in done]
-    if progress is not None and len(jobs) > len(todo):
-        progress(len(jobs) - len(todo))
-    if not todo:
-        return 0
-    runner = EXECUTORS.get(settings.executor)
-    if runner is None:
-        raise PlannerError(f"unknown executor {settings.executor!r} (choose {', '.join(EXECUTORS)})")
-    pause = _fault_pause()
-
-    def write(records) -> None:
-        store.add_batch(study, records)
-        if pause:
-            time.sleep(pause)
-
-    runner(data, target_idx, todo, config, settings.batch_size, write, progress)
-    return len(todo)
-
-
 def estimate(data, target: str, settings: EstimateSettings, config, store_path: str = ":memory:",
              constraints: dict | None = None, progress: Callable[[int], None] | None = None,
-             on_total: Callable[[int], None] | None = None) -> Estimate:
-    """Run (or resume) the study and fit the surrogate; see the module docstring."""
+             on_total: Callable[[int], None] | None = None, runner: JobRunner | None = None) -> Estimate:
+    """Run (or resume) the study and fit the surrogate; see the module docstring.
+
+    Training goes through ``runner`` (a :class:`planner.jobs.JobRunner` over an open store) when given,
+    else through a runner over the store at ``store_path``."""
     t0 = time.perf_counter()
     t_idx = data.task_index(target)
     target = data.task_names[t_idx]
@@ -190,18 +172,20 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
         on_total(len(jobs))
 
     train_settings = config.to_dict()
-    with Store(store_path) as store:
-        study = store.open_study(data.fingerprint(), target, settings.seed, train_settings)
-        trained = run_jobs(data, t_idx, jobs, config, store, study, settings, progress)
-        runs = store.runs(study)
+    kind = SubsetRuns(t_idx, config)
+    if runner is None:
+        with Store(store_path) as store:
+            own = JobRunner(store, settings.executor, settings.batch_size, progress)
+            records = own.run(data, kind, jobs, settings.seed)
+            trained = own.trained
+    else:
+        before = runner.trained
+        records = runner.run(data, kind, jobs, settings.seed)
+        trained = runner.trained - before
 
-    pos = {name: i for i, name in enumerate(sources)}
-    by_key: dict[tuple[tuple[int, ...], int], Any] = {}
-    for r in runs:
-        by_key[(tuple(sorted(pos[t] for t in r.subset)), r.replicate)] = r
-    missing = [s for s in subsets if (tuple(s), 0) not in by_key]
-    if missing:
-        raise PlannerError(f"{len(missing)} subset runs are missing from the store after training")
+    pos = {i: n for n, i in enumerate(src_idx)}
+    by_key = {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
+    runs = list(records.values())
     f = np.array([by_key[(tuple(s), 0)].f for s in subsets])
     stl_f = [by_key[((), r)].f for r in range(settings.repeats) if ((), r) in by_key]
     baseline = float(np.mean(stl_f))
@@ -275,16 +259,16 @@ def selection_frequencies(boot: np.ndarray, model, sources: list[str], constrain
         return {t: float(v) for t, v in zip(sources, np.mean(boot < 0, axis=0))}
     from planner.selection.problem import SelectionProblem
     from planner.solve import solve
-    from planner.instance import parse_instance
 
-    base = {
-        "schema": 1, "kind": "selection", "name": "boot", "target": target, "tasks": [target, *sources],
-        "surrogate": {"intercept": 0.0, "linear": {t: 0.0 for t in sources},
-                      "pairwise": [[sources[i], sources[j], v] for i, j, v in pairs]},
-    }
-    if constraints:
-        base["constraints"] = constraints
-    template: SelectionProblem = parse_instance(base, "bootstrap")
+    cons = constraints or {}
+    template = SelectionProblem(
+        name="boot", target=target, sources=tuple(sources), intercept=0.0, linear=tuple(0.0 for _ in sources),
+        pairwise=tuple(sorted((min(i, j), max(i, j), float(v)) for i, j, v in pairs)),
+        min_size=int(cons.get("min_size", 0)), max_size=cons.get("max_size"),
+        must_include=frozenset(cons.get("must_include", ())), exclude=frozenset(cons.get("exclude", ())),
+        costs=None if cons.get("costs") is None else tuple(float(cons["costs"].get(t, 0.0)) for t in sources),
+        budget=cons.get("budget"),
+    )
     counts = np.zeros(len(sources))
     import dataclasses
 

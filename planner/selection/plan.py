@@ -11,9 +11,10 @@ from typing import Any, Callable
 import numpy as np
 
 from planner.selection.estimate import Estimate, EstimateSettings, estimate
-from planner.instance import parse_instance
+from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.sampling import subset_seed
 from planner.solve import solve
+from planner.store import Store
 from planner.selection.surrogate import LinearSurrogate, masks_from_subsets
 
 PAPER_GAMMA_GRID = tuple(round(-0.5 + 0.1 * i, 1) for i in range(11))  # -0.5 .. 0.5 (Section 4)
@@ -51,28 +52,29 @@ def gamma_candidates(theta: np.ndarray) -> list[float]:
     return [g for _, g in items]
 
 
-def _train(data, t_idx: int, subsets: list[tuple[int, ...]], config, seeds: list[int]):
-    from planner_models.train import train_subsets
-
-    return train_subsets(data, t_idx, subsets, config, seeds)
-
-
 def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_settings: PlanSettings,
              store_path: str = ":memory:", constraints: dict | None = None,
              progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
              log: Callable[[str], None] = lambda s: None) -> tuple[dict[str, Any], Estimate, dict[str, Any]]:
     """Returns (the contract's report, the estimate, extras for plots and tables)."""
+    with Store(store_path) as store:
+        runner = JobRunner(store, est_settings.executor, est_settings.batch_size, progress)
+        return _run_plan(data, target, est_settings, config, plan_settings, runner, constraints, on_total, log)
+
+
+def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunner, constraints, on_total, log):
     t0 = time.perf_counter()
+    progress = runner.progress
     extra = MAX_GAMMA_SETS * plan_settings.cv_seeds + 4 * plan_settings.final_seeds
     total_hook = None if on_total is None else (lambda n: on_total(n + extra))
-    est = estimate(data, target, est_settings, config, store_path, constraints, progress, total_hook)
+    est = estimate(data, target, est_settings, config, constraints=constraints, on_total=total_hook, runner=runner)
     t_idx = data.task_index(est.target)
     src_idx = [i for i in range(data.n_tasks) if i != t_idx]
     log(f"surrogate fitted on {est.diagnostics['n_fit']} subsets ({est.trained} trained now); "
         f"held-out Spearman {est.diagnostics['spearman']:.2f}")
 
     # The tool's choice: the selection program over the fitted surrogate and the user's constraints.
-    problem = parse_instance(est.instance_dict(constraints=constraints), "estimate")
+    problem = est.problem(constraints)
     result = solve(problem, plan_settings.solver, plan_settings.time_limit)
     if not result.status.has_solution:
         from planner.status import PlannerError
@@ -91,10 +93,12 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
     cand_sets = [tuple(sorted(src_idx[i] for i in np.flatnonzero(theta1 < g))) for g in gammas]
     cv_jobs = [(s, r) for s in cand_sets for r in range(plan_settings.cv_seeds)]
     seed0 = est_settings.seed + 104729
-    cv_res = _train(data, t_idx, [s for s, _ in cv_jobs], final_config, [subset_seed(seed0, s, r) for s, r in cv_jobs])
+    final_runs = SubsetRuns(t_idx, final_config)
+    runner.progress = None  # counted below, per step
+    cv_res = runner.run(data, final_runs, [Job(s, r, subset_seed(seed0, s, r)) for s, r in cv_jobs], seed0)
     cv_loss = {}
-    for (s, _r), res in zip(cv_jobs, cv_res):
-        cv_loss.setdefault(s, []).append(res.f)
+    for s, r in cv_jobs:
+        cv_loss.setdefault(s, []).append(cv_res[(s, r)].f)
     scores_g = [float(np.mean(cv_loss[s])) for s in cand_sets]
     best = int(np.argmin(scores_g))
     gamma = gammas[best]
@@ -111,13 +115,15 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
     }
     seed1 = est_settings.seed + 1299709
     jobs = [(name, subset, r) for name, subset in arms.items() for r in range(plan_settings.final_seeds)]
-    res = _train(data, t_idx, [s for _, s, _ in jobs], final_config, [subset_seed(seed1, s, r) for _, s, r in jobs])
+    res = runner.run(data, final_runs, [Job(s, r, subset_seed(seed1, s, r)) for _, s, r in jobs], seed1)
+    runner.progress = progress
     if progress is not None:
         progress(len(jobs))
     metric = est.test_metric
     per_arm: dict[str, list[float]] = {}
     val_arm: dict[str, list[float]] = {}
-    for (name, _s, _r), rr in zip(jobs, res):
+    for name, s, r in jobs:
+        rr = res[(s, r)]
         per_arm.setdefault(name, []).append(float(rr.test[metric]))
         val_arm.setdefault(name, []).append(float(rr.f))
     test = {name: float(np.mean(v)) for name, v in per_arm.items()}
@@ -156,6 +162,7 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
         "identifiable": not any(t in est.uncertain for t in est.sources),
         "constraints": constraints or {},
         "final_seeds": plan_settings.final_seeds,
+        "models_trained": runner.trained,
         "seconds": time.perf_counter() - t0,
     }
     extras = {"result": result, "problem": problem}

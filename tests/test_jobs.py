@@ -1,0 +1,86 @@
+"""The one job runner: every training command takes --store and --executor, and a rerun with the same
+store trains nothing and gives the same answer."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from planner.cli import main
+from planner_models.data import synthetic_classification
+from planner_models.train import TrainConfig
+
+TRAIN = ["--epochs", "4", "--batch-size", "32", "--hidden", "8", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory):
+    d = synthetic_classification(k=5, p=4, n_per_task=120, seed=3)
+    path = tmp_path_factory.mktemp("jobs") / "tasks.csv"
+    lines = ["task," + ",".join(d.feature_names) + ",y"]
+    for x, t, y in zip(d.X, d.task, d.y):
+        lines.append(d.task_names[t] + "," + ",".join(f"{v:.5f}" for v in x) + f",{y}")
+    path.write_text("\n".join(lines) + "\n")
+    return path, d.task_names
+
+
+def _twice(args):
+    outs = []
+    for _ in range(2):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        outs.append(json.loads(res.stdout))
+    return outs
+
+
+def test_plan_rerun_with_store_trains_nothing(csv_path, tmp_path):
+    path, names = csv_path
+    store = tmp_path / "runs.sqlite"
+    first, again = _twice(["plan", "--data", str(path), "--task-column", "task", "--label-column", "y",
+                           "--target", names[0], "--subsets", "10", "--alpha", "2", "--bootstrap", "0",
+                           "--final-seeds", "1", "--store", str(store), "--executor", "local",
+                           "--models-per-batch", "7", "--json", *TRAIN])
+    assert first["models_trained"] > 10 and again["models_trained"] == 0
+    assert again["selected"] == first["selected"] and again["test"] == first["test"]
+
+
+def test_group_rerun_with_store_trains_nothing(csv_path, tmp_path):
+    path, _ = csv_path
+    store = tmp_path / "runs.sqlite"
+    first, again = _twice(["group", "--data", str(path), "--task-column", "task", "--label-column", "y",
+                           "--method", "hoa", "--max-groups", "2", "--store", str(store), "--executor", "local",
+                           "--json", *TRAIN])
+    assert first["models_trained"] > 0 and again["models_trained"] == 0
+    assert again["groups"] == first["groups"]
+
+
+def test_budget_rerun_with_store_trains_nothing(csv_path, tmp_path):
+    path, _ = csv_path
+    store = tmp_path / "runs.sqlite"
+    first, again = _twice(["budget", "--data", str(path), "--task-column", "task", "--label-column", "y",
+                           "--costs", "*=1", "--budget", "30", "--initial", "20", "--points", "2", "--repeats", "1",
+                           "--store", str(store), "--executor", "local", "--json", *TRAIN])
+    assert first["estimate"]["trained"] > 0 and again["estimate"]["trained"] == 0
+    assert again["solution"] == first["solution"]
+
+
+def test_every_training_command_has_store_and_executor():
+    for name in ("estimate", "plan", "group", "budget", "demo"):
+        params = {p.name for p in main.commands[name].params}
+        assert {"store", "executor", "models_per_batch"} <= params, name
+
+
+def test_runner_dedups_and_keys_by_sorted_tasks():
+    from planner.jobs import Job, JobRunner, SubsetRuns
+    from planner.store import Store
+
+    d = synthetic_classification(k=4, p=3, n_per_task=60, seed=1)
+    kind = SubsetRuns(0, TrainConfig(hidden=(4,), epochs=2, batch_size=32, device="cpu"))
+    with Store(":memory:") as store:
+        runner = JobRunner(store, batch_size=2)
+        jobs = [Job((2, 1), 0, 11), Job((1, 2), 0, 11), Job((), 0, 5), Job((3,), 1, 7)]
+        out = runner.run(d, kind, jobs, seed=0)
+        assert runner.trained == 3 and set(out) == {((1, 2), 0), ((), 0), ((3,), 1)}
+        again = runner.run(d, kind, jobs, seed=0)
+        assert runner.trained == 3 and {k: v.f for k, v in again.items()} == {k: v.f for k, v in out.items()}
