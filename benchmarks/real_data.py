@@ -1,4 +1,4 @@
-"""Selection on real data (issue 4, item 8): TV16 (tasks = US states, label = voted Trump) and
+"""Selection on real data: TV16 (tasks = US states, label = voted Trump) and
 Hsb82 (tasks = schools, label = math achievement above the overall median).
 
 For each target and seed: ``planner plan`` (estimate on sampled subsets, the selection program,

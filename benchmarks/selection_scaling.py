@@ -3,7 +3,7 @@
 Instances: theta_i ~ N(0, 1); each pair present with probability `density`, theta_ij ~ N(0, s^2)
 with s = --pair-scale (0.1 by default: pairwise corrections an order of magnitude below the main
 effects, as fitted surrogates give; 0.3 is a harder, strongly coupled regime). No constraints
-except --max-size. Goal (issue 2): every k <= 100 with density <= 25% proven optimal within 10 s
+except --max-size. Goal: every k <= 100 with density <= 25% proven optimal within 10 s
 by the default backend.
 
     python benchmarks/selection_scaling.py [--quick] [--time-limit 10] [--pair-scale 0.1]

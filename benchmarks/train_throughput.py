@@ -6,7 +6,7 @@ initial weights and the same mini-batches). The plain loop builds one ``nn.Modul
 (:func:`planner_models.train.train_subsets_plain`); the batched trainer (:func:`planner_models.train.train_subsets`)
 stacks all of them and steps them together with batched matrix products.
 
-Setting (issue "Training engine", item 6): 20 sources, subsets of alpha = 5 sources (plus the
+Setting: 20 sources, subsets of alpha = 5 sources (plus the
 target), 1,000 rows per task, 10 features, hidden 32, batch 128, 5 epochs; 64 and 256 models.
 Prints, per model count, milliseconds per model for each path and the mean target f of each (equal
 up to float rounding: same seeds, same batches); the GFLOP/s each path reaches (useful FLOPs:

@@ -166,7 +166,7 @@ def test_estimate_report_has_diagnostics_and_intervals(small_data):
 
 
 def test_good_sources_score_lower_and_are_selected_on_the_theorem_3_1_generator():
-    """Synthetic check (issue 4, item 9): the linear setting of Theorem 3.1 with a narrow shared
+    """Synthetic check: the linear setting of Theorem 3.1 with a narrow shared
     encoder (3 units < p = 10, so sources compete for the representation)."""
     from planner_models.data import synthetic_linear
     from planner.selection.estimate import estimate

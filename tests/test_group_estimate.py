@@ -1,4 +1,4 @@
-"""Affinities estimated from training and ``planner group`` (issue 5, item 3)."""
+"""Affinities estimated from training and ``planner group``."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,4 @@
-"""Task grouping from real training (issue 5, item 3): estimate affinities, solve, train, compare.
+"""Task grouping from real training estimate affinities, solve, train, compare.
 
 Three estimators of the onto-oriented matrix ``M[a][b]`` (the effect of b onto a) over the chosen tasks:
 
