@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py, for the test packages below
 ANCHORS = ROOT.parent / "shared" / "anchors"
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

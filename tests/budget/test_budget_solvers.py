@@ -16,7 +16,7 @@ from planner.budget.baselines import greedy
 from planner.solve import solve
 from planner.status import SolveStatus, SolverUnavailable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NO_BASELINES = {"baselines": False}
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from planner.cli import main
 from planner.generators import random_selection_dict
 
-ROOT_INSTANCES = __import__("pathlib").Path(__file__).resolve().parent.parent / "instances"
+ROOT_INSTANCES = __import__("pathlib").Path(__file__).resolve().parents[2] / "instances"
 
 
 def run(*args):

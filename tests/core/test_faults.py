@@ -23,8 +23,8 @@ from planner.batch import run_batch
 from planner.cli import main
 from planner.generators import random_selection_dict
 
-INSTANCES = Path(__file__).resolve().parent.parent / "instances"
-ROOT = Path(__file__).resolve().parent.parent
+INSTANCES = Path(__file__).resolve().parents[2] / "instances"
+ROOT = Path(__file__).resolve().parents[2]
 
 # planner estimate on a tiny dataset: 6 sources, 12 subsets + 2 single-task + 3 noise replicates
 # = 17 models, 3 per store transaction (6 transactions).

@@ -19,7 +19,7 @@ from planner.budget.baselines import greedy
 from planner.solve import solve
 from planner.budget.whatif import BudgetRangeError, parse_budgets, whatif
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INST = ROOT / "instances"
 
 

@@ -16,7 +16,7 @@ from planner.budget.curves import budget_instance_from_curves, fit_information_m
 from planner.budget.problem import BudgetProblem, Geometric, Power, Table
 from planner.status import InfeasibleSolution, InstanceError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "instances").glob("budget_*"))
 
 BASE = {

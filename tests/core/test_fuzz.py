@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from planner.cli import main
 
-INSTANCES = Path(__file__).resolve().parent.parent / "instances"
+INSTANCES = Path(__file__).resolve().parents[2] / "instances"
 SEEDS = {
     "selection": ["selection_small.json", "selection_costs.yaml"],
     "grouping": ["grouping_cover_example.json", "grouping_partition_example.yaml", "grouping_tag_taskonomy_k3.json"],

@@ -14,7 +14,7 @@ from planner.batch import find_instances, run_batch, solve_file
 from planner.cli import main
 from planner.generators import random_selection_dict
 
-INSTANCES = Path(__file__).resolve().parent.parent / "instances"
+INSTANCES = Path(__file__).resolve().parents[2] / "instances"
 SUMMARY_COLUMNS = ["instance", "kind", "status", "objective", "bound", "seconds", "error"]
 
 

@@ -12,7 +12,7 @@ from planner.instance import load_instance, parse_instance
 from planner.solve import solve
 from planner.status import InstanceError, SolveStatus
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ANCHORS = ROOT.parent / "shared" / "anchors"
 pytestmark = pytest.mark.skipif(not ANCHORS.is_dir(), reason=f"published result tables not found at {ANCHORS}")
 

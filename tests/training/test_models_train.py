@@ -14,7 +14,7 @@ from planner_models.mtl import BatchedMTL, MTLNet, init_params
 from planner_models.train import (SubsetResult, TrainConfig, resolve_device, train_pooled, train_single_task,
                           train_subsets, train_subsets_plain)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True, scope="module")
