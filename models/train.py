@@ -57,6 +57,8 @@ class TrainConfig:
     classification margin), ``ce``, ``zero_one`` or ``mse``; training itself always minimises
     cross-entropy or squared error. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
     ``chunk_size``: most models trained in one batched group (``None``: 128 on CPU, 4096 on CUDA).
+    ``model``: ``FILE.py:FUNCTION`` or ``package.module:FUNCTION``, the user's network instead of the
+    built-in one (:mod:`models.user_model`; ``hidden`` is then unused).
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -73,6 +75,7 @@ class TrainConfig:
     subsample_seed: int = 0
     device: str = "auto"
     chunk_size: int | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -100,6 +103,8 @@ class TrainConfig:
             problems.append("device must be auto, cpu or cuda")
         if self.loss not in ("auto", "margin", "ce", "zero_one", "mse"):
             problems.append(f"unknown loss {self.loss!r}")
+        if self.model is not None and not (isinstance(self.model, str) and ":" in self.model):
+            problems.append("model must be FILE.py:FUNCTION or package.module:FUNCTION")
         if problems:
             raise ValueError("TrainConfig: " + "; ".join(problems))
 
@@ -110,11 +115,18 @@ class TrainConfig:
             d.pop(k)
         d["hidden"] = list(self.hidden)
         d["betas"] = list(self.betas)
+        if self.model is None:
+            d.pop("model")  # the built-in network: the same dict as before the option existed
+        else:
+            from .user_model import model_fingerprint
+
+            d["model_sha256"] = model_fingerprint(self.model)  # an edited model file is a new study
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k != "model_sha256"}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"TrainConfig: unknown field(s) {', '.join(sorted(unknown))}")
@@ -302,11 +314,20 @@ def _auto_chunk(device: torch.device) -> int:
 
 
 def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[int]], config: TrainConfig,
-                  seeds: Sequence[int], progress: Callable[[int], None] | None = None) -> list[SubsetResult]:
+                  seeds: Sequence[int], progress: Callable[[int], None] | None = None,
+                  builder: Any = None) -> list[SubsetResult]:
     """Train one model per subset (the target always added), all at once; results in input order.
 
     ``progress``, when given, is called with the number of models just finished after each group.
+    ``builder`` (or else ``config.model``): the user's network (a :class:`models.user_model.UserModel`,
+    ``FILE.py:FUNCTION`` or a callable), trained by :func:`models.user_model.train_subsets_user`.
     """
+    if builder is None:
+        builder = config.model
+    if builder is not None:
+        from .user_model import train_subsets_user
+
+        return train_subsets_user(data, target, subsets, config, seeds, builder, progress=progress)
     prep = _prepare(data, target, config)
     specs = _specs(prep, subsets, seeds, config)
     if not specs:
@@ -656,12 +677,14 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> Subse
 
 
 # ---------------------------------------------------------------------------- baselines
-def train_single_task(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0) -> SubsetResult:
+def train_single_task(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0,
+                      builder: Any = None) -> SubsetResult:
     """Single-task learning: the target alone (same engine, same schedule)."""
-    return train_subsets(data, target, [[]], config, [seed])[0]
+    return train_subsets(data, target, [[]], config, [seed], builder=builder)[0]
 
 
-def train_pooled(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0) -> SubsetResult:
+def train_pooled(data: TaskData, target: int | str, config: TrainConfig, seed: int = 0,
+                 builder: Any = None) -> SubsetResult:
     """Pooling: the target with every source task."""
     t = data.task_index(target)
-    return train_subsets(data, t, [[i for i in range(data.n_tasks) if i != t]], config, [seed])[0]
+    return train_subsets(data, t, [[i for i in range(data.n_tasks) if i != t]], config, [seed], builder=builder)[0]
