@@ -2,7 +2,7 @@
 
 Both paths train the same models of the same user module (``examples/user_model``; ``--model`` for
 another): same data, subsets, seeds, batches and epochs, through
-:func:`models.user_model.train_subsets_user` with ``mode="vmap"`` (the modules of a group stacked with
+:func:`planner_models.user_model.train_subsets_user` with ``mode="vmap"`` (the modules of a group stacked with
 ``stack_module_state`` and stepped with ``vmap(grad_and_value(functional_call))``) and ``mode="loop"``
 (one module and one ``torch.optim.Adam`` after another). Setting: 20 sources, subsets of 5 sources
 plus the target, 1,000 rows per task (``--quick``: 400), 10 features, batch 128, 5 epochs, no early
@@ -25,9 +25,9 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from models.data import synthetic_classification  # noqa: E402
-from models.train import TrainConfig  # noqa: E402
-from models.user_model import load_user_model, train_subsets_user  # noqa: E402
+from planner_models.data import synthetic_classification  # noqa: E402
+from planner_models.train import TrainConfig  # noqa: E402
+from planner_models.user_model import load_user_model, train_subsets_user  # noqa: E402
 
 MODELS = [os.path.join(ROOT, "examples", "user_model", "layernorm_residual.py") + ":make_model",
           os.path.join(ROOT, "examples", "user_model", "conv1d_model.py") + ":build"]

@@ -58,7 +58,7 @@ class TrainConfig:
     cross-entropy or squared error. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
     ``chunk_size``: most models trained in one batched group (``None``: 128 on CPU, 4096 on CUDA).
     ``model``: ``FILE.py:FUNCTION`` or ``package.module:FUNCTION``, the user's network instead of the
-    built-in one (:mod:`models.user_model`; ``hidden`` is then unused).
+    built-in one (:mod:`planner_models.user_model`; ``hidden`` is then unused).
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -319,8 +319,8 @@ def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[
     """Train one model per subset (the target always added), all at once; results in input order.
 
     ``progress``, when given, is called with the number of models just finished after each group.
-    ``builder`` (or else ``config.model``): the user's network (a :class:`models.user_model.UserModel`,
-    ``FILE.py:FUNCTION`` or a callable), trained by :func:`models.user_model.train_subsets_user`.
+    ``builder`` (or else ``config.model``): the user's network (a :class:`planner_models.user_model.UserModel`,
+    ``FILE.py:FUNCTION`` or a callable), trained by :func:`planner_models.user_model.train_subsets_user`.
     """
     if builder is None:
         builder = config.model

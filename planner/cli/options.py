@@ -39,6 +39,12 @@ def handle_errors(fn):
             raise
         except PlannerError as exc:
             raise CLIError(str(exc), exc.exit_code) from None
+        except ValueError as exc:
+            from planner_models.user_model import UserModelError
+
+            if isinstance(exc, UserModelError):  # the user's own module: name it and say what is wrong
+                raise CLIError(str(exc), 2) from None
+            _internal_error(exc)
         except KeyboardInterrupt:
             raise CLIError("interrupted", 130) from None
         except BrokenPipeError:
@@ -52,11 +58,15 @@ def handle_errors(fn):
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             raise CLIError(f"{where}{exc.strerror or exc}", 1) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
-            if os.environ.get("PLANNER_DEBUG"):
-                raise
-            raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
+            _internal_error(exc)
 
     return wrapper
+
+
+def _internal_error(exc: Exception):
+    if os.environ.get("PLANNER_DEBUG"):
+        raise exc
+    raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
 
 
 def time_limit_option(fn):
@@ -126,7 +136,8 @@ def threads_option(fn):
     )(fn)
 
 
-TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device")
+TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device",
+              "model")
 
 
 def train_options(fn):
@@ -154,6 +165,9 @@ def train_options(fn):
         click.option("--loss", type=click.Choice(["auto", "margin", "ce", "zero_one", "mse"]), default="auto", show_default=True,
                      help="f(S): negative margin (classification default), cross-entropy, 0-1, or squared error."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--model", default=None, metavar="FILE.py:FUNCTION",
+                     help="Your own PyTorch model instead of the built-in network: FUNCTION(in_dim, n_tasks, out_dim) "
+                          "returns a torch.nn.Module with forward(x, task) (also package.module:FUNCTION)."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -217,7 +231,8 @@ def train_config(train: dict, auto_loss: str | None = None):
     ``--loss auto`` where a command needs another default); bad values are usage errors."""
     from planner_models.train import TrainConfig
 
-    hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device = (train[k] for k in TRAIN_KEYS)
+    hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device, model = (
+        train[k] for k in TRAIN_KEYS)
     if loss == "auto" and auto_loss:
         loss = auto_loss
 
@@ -233,10 +248,26 @@ def train_config(train: dict, auto_loss: str | None = None):
         if not torch.cuda.is_available():
             raise CLIError("--device cuda: CUDA is not available on this machine (use auto or cpu)", 2)
     try:
+        model = user_model_spec(model)
         return TrainConfig(hidden=widths, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience or None,
-                           train_fraction=train_fraction, epoch_fraction=epoch_fraction, loss=loss, device=device)
+                           train_fraction=train_fraction, epoch_fraction=epoch_fraction, loss=loss, device=device,
+                           model=model)
     except ValueError as exc:
         raise CLIError(str(exc), 2) from None
+
+
+def user_model_spec(spec: str | None) -> str | None:
+    """Load and check ``--model`` now (one line, exit 2, on any problem); a file path is made absolute so
+    workers elsewhere (Ray) find the same file."""
+    if spec is None:
+        return None
+    from planner_models.user_model import load_user_model
+
+    module, sep, function = spec.rpartition(":")
+    if sep and (module.endswith(".py") or os.sep in module):
+        spec = f"{os.path.abspath(module)}:{function}"
+    load_user_model(spec)
+    return spec
 
 
 def check_target(data, target):

@@ -7,7 +7,7 @@ import pytest
 
 from planner.runs_file import Run, read_runs, run_arrays, sources_of
 from planner.status import InstanceError
-from planner.surrogate import fit_surrogate, masks_from_subsets, spearman
+from planner.selection.surrogate import fit_surrogate, masks_from_subsets, spearman
 
 
 def _file(tmp_path, lines, name="RUNS.jsonl"):

@@ -1,5 +1,5 @@
 """Your own model: loading and checking a user's builder, the torch.func batched path equal to the
-plain loop, the fallback, determinism, and the routing through models.train."""
+plain loop, the fallback, determinism, and the routing through planner_models.train."""
 import json
 import pickle
 import textwrap
@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from models.data import synthetic_classification, synthetic_linear
-from models.train import SubsetResult, TrainConfig, train_pooled, train_single_task, train_subsets
-from models.user_model import (UserModel, UserModelError, as_user_model, load_user_model, model_fingerprint,
+from planner_models.data import synthetic_classification, synthetic_linear
+from planner_models.train import SubsetResult, TrainConfig, train_pooled, train_single_task, train_subsets
+from planner_models.user_model import (UserModel, UserModelError, as_user_model, load_user_model, model_fingerprint,
                                probe_vmap, train_subsets_user)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESIDUAL = str(ROOT / "examples" / "user_model" / "layernorm_residual.py") + ":make_model"
 CONV = str(ROOT / "examples" / "user_model" / "conv1d_model.py") + ":build"
 SUBSETS = [[1, 2], [3], [], [2, 4, 5], [5, 1], [4], [1, 3]]
@@ -243,12 +243,12 @@ def test_bad_models_say_what_is_wrong(binary, tmp_path, body, fn, why):
 def test_bad_specs(tmp_path, monkeypatch):
     for spec, why in (("nofunction", "expected FILE.py:FUNCTION"), (f"{tmp_path}/missing.py:build", "no such file"),
                       ("no_such_module_xyz.sub:build", "no module named 'no_such_module_xyz'"),
-                      ("models.losses:nothing_here", "has no function 'nothing_here'"),
-                      ("models.losses:2bad", "not a function name")):
+                      ("planner_models.losses:nothing_here", "has no function 'nothing_here'"),
+                      ("planner_models.losses:2bad", "not a function name")):
         with pytest.raises(UserModelError, match=why):
             load_user_model(spec)
     with pytest.raises(UserModelError, match=r"cross_entropy\(logits.*must take \(in_dim, n_tasks, out_dim\)"):
-        load_user_model("models.losses:cross_entropy")
+        load_user_model("planner_models.losses:cross_entropy")
     # a package module works as well as a file
     pkg = tmp_path / "userpkg"
     pkg.mkdir()
