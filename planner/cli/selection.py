@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from planner.cli.options import (
+    CLIError,
     build_constraints,
     check_constraint_ids,
     check_out_folder,
@@ -34,20 +35,34 @@ def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models
 
 
 @click.command()
-@data_options
+@data_options(required=False)
+@click.option("--runs", "runs_file", type=click.Path(dir_okay=False), default=None, metavar="RUNS.jsonl",
+              help="Fit from runs made elsewhere instead of training (one JSON object per line: "
+                   '{"subset": [source ids], "loss": L, "seed": S}); no --data then.')
 @estimate_options
 @store_options
 @train_options
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Selection instance to write (JSON, or YAML by suffix).")
 @handle_errors
-def estimate(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats,
+def estimate(data_source, task_column, label_column, regression, seed, runs_file, target, alpha, subsets, repeats,
              surrogate, n_boot, store, executor, models_per_batch, train, out):
     """Train models on sampled source subsets and fit a surrogate of the target's loss; write a
-    selection instance holding the surrogate, the single-task baseline and the diagnostics."""
+    selection instance holding the surrogate, the single-task baseline and the diagnostics.
+    With --runs, fit the same surrogate from runs made elsewhere."""
     from planner.selection.estimate import estimate as run_estimate
     from planner.io import write_instance
 
+    if runs_file is not None:
+        if data_source is not None:
+            raise CLIError("give either --data (train here) or --runs (runs made elsewhere), not both", 2)
+        _estimate_from_runs(runs_file, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor,
+                                                         models_per_batch), out)
+        return
+    missing = [name for name, v in (("--data", data_source), ("--task-column", task_column),
+                                    ("--label-column", label_column)) if v is None]
+    if missing:
+        raise CLIError(f"missing option {', '.join(missing)} (or give --runs RUNS.jsonl)", 2)
     config = train_config(train)
     data = load_data(data_source, task_column, label_column, regression, seed)
     check_target(data, target)
@@ -130,3 +145,17 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
         for line in comparison_table(report):
             click.echo(line)
         click.echo(f"({report['seconds']:.1f} s)")
+
+
+def _estimate_from_runs(runs_file, target, settings, out) -> None:
+    from planner.io import write_instance
+    from planner.selection.estimate import estimate_from_runs
+
+    check_out_folder(out)
+    est = estimate_from_runs(runs_file, target, settings)
+    instance = est.instance_dict(name=Path(out).stem)
+    instance["meta"]["runs"] = str(runs_file)
+    write_instance(out, instance)
+    d = est.diagnostics
+    click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets from {runs_file}, "
+               f"surrogate {d['surrogate']}, held-out Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")

@@ -188,14 +188,31 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     runs = list(records.values())
     f = np.array([by_key[(tuple(s), 0)].f for s in subsets])
     stl_f = [by_key[((), r)].f for r in range(settings.repeats) if ((), r) in by_key]
-    baseline = float(np.mean(stl_f))
     groups: dict[tuple, list[float]] = {}
     for (s, _r), rec in by_key.items():
         groups.setdefault(s, []).append(rec.f)
-    noise = _noise_floor({s: v for s, v in groups.items() if s == () or s in {tuple(x) for x in subsets[: settings.noise_subsets]}})
-    any_rec = runs[0]
-    higher = "accuracy" in any_rec.test
-    metric = "accuracy" if higher else "rmse"
+    noise_groups = {s: v for s, v in groups.items() if s == () or s in {tuple(x) for x in subsets[: settings.noise_subsets]}}
+    higher = "accuracy" in runs[0].test
+    return fit_estimate(target, sources, subsets, f, stl_f, noise_groups, settings, constraints,
+                        train_config=train_settings, test_metric="accuracy" if higher else "rmse",
+                        higher_is_better=higher, trained=trained, t0=t0)
+
+
+def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]], f: np.ndarray, stl_f: list[float],
+                 noise_groups: dict[tuple, list[float]], settings: EstimateSettings, constraints: dict | None = None,
+                 *, train_config: dict | None = None, test_metric: str = "loss", higher_is_better: bool = False,
+                 trained: int = 0, t0: float | None = None) -> Estimate:
+    """The surrogate, its held-out diagnostics and the bootstrap from measured f values (whoever trained
+    them): ``subsets`` are tuples of positions in ``sources`` with ``f`` their measured loss, ``stl_f``
+    the target alone, ``noise_groups`` repeated measurements of the same subset (for the noise floor)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    k = len(sources)
+    f = np.asarray(f, dtype=float)
+    baseline = float(np.mean(stl_f))
+    sizes = [len(s) for s in subsets]
+    alpha = max(set(sizes), key=sizes.count)
+    noise = _noise_floor(noise_groups)
+    metric, higher = test_metric, higher_is_better
 
     # Held-out split of the sampled subsets (seeded).
     rng = np.random.default_rng(settings.seed + 7919)
@@ -238,12 +255,42 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     freq = selection_frequencies(boot, model, sources, constraints, target)
     uncertain = [t for t in sources if interval[t][0] < 0.0 < interval[t][1]]
     return Estimate(
-        target=target, sources=sources, settings=settings, train_config=train_settings, subsets=subsets, f=f,
-        stl_f=stl_f, baseline=baseline, noise_floor=noise, held=held, model=model, diagnostics=diagnostics,
+        target=target, sources=sources, settings=settings, train_config=train_config or {}, subsets=subsets, f=f,
+        stl_f=list(stl_f), baseline=baseline, noise_floor=noise, held=held, model=model, diagnostics=diagnostics,
         scores=scores, interval=interval, selection_frequency=freq, uncertain=uncertain, pred_held=pred_held,
         test_metric=metric, higher_is_better=higher, seconds=time.perf_counter() - t0, trained=trained,
         boot_thetas=boot,
     )
+
+
+def estimate_from_runs(path: str, target: str, settings: EstimateSettings, constraints: dict | None = None,
+                       tasks: list[str] | None = None) -> Estimate:
+    """The same surrogate, diagnostics and bootstrap from runs made elsewhere (a RUNS.jsonl file, see
+    :mod:`planner.runs_file`): one row per distinct subset with the mean loss over its seeds; the target
+    alone from the runs with an empty subset; repeated subsets give the noise floor."""
+    from planner.runs_file import read_runs, run_arrays, sources_of
+
+    t0 = time.perf_counter()
+    runs = read_runs(path, target=target, tasks=tasks)
+    if not runs:
+        raise UsageError(f"{path}: no runs in the file")
+    arrays = run_arrays(runs, sources_of(runs, target, tasks))
+    sources = arrays.sources
+    if len(sources) < 2:
+        raise UsageError(f"{path}: the runs name {len(sources)} source task(s); selection needs at least 2")
+    stl = arrays.single_task
+    if not stl.any():
+        raise UsageError(f"{path}: no run of the target alone ({{\"subset\": []}}); it is the baseline every plan "
+                         "is compared with")
+    groups = arrays.replicate_groups()
+    subsets = [s for s in arrays.unique if s]
+    if len(subsets) < 10:
+        raise UsageError(f"{path}: {len(subsets)} distinct non-empty subsets; at least 10 are needed to fit and "
+                         "check a surrogate")
+    f = np.array([np.mean(groups[s]) for s in subsets])
+    noise_groups = {s: v for s, v in groups.items() if len(v) > 1}
+    return fit_estimate(target, sources, subsets, f, list(arrays.f[stl]), noise_groups, settings, constraints,
+                        train_config={"runs": str(path)}, t0=t0)
 
 
 def selection_frequencies(boot: np.ndarray, model, sources: list[str], constraints: dict | None, target: str) -> dict[str, float]:
