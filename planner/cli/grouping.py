@@ -24,6 +24,7 @@ from planner.cli.options import (
     train_options,
 )
 from planner.cli.output import Progress
+from planner.grouping.estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
 
 
 def _write(data: dict, out: str | None) -> None:
@@ -93,11 +94,14 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
 
 
 @click.command("group")
-@data_options
+@data_options(required=False)
+@click.option("--runs", "runs_file", type=click.Path(dir_okay=False), default=None, metavar="RUNS.jsonl",
+              help="Affinities from group runs made elsewhere (each line's 'losses' holding every member's "
+                   "validation loss) instead of training: estimate and solve only, no --data.")
 @train_options
-@click.option("--method", type=click.Choice(["subsets", "tag", "hoa"]), required=True,
+@click.option("--method", type=click.Choice(["subsets", "tag", "hoa"]), default=None,
               help="subsets: models on sampled task subsets; tag: lookahead in one model with every task; "
-                   "hoa: single-task and pair models.")
+                   "hoa: single-task and pair models (required with --data; --runs means subsets).")
 @click.option("--max-groups", type=click.IntRange(min=1), required=True, help="At most K groups (networks).")
 @click.option("--mode", type=click.Choice(["cover", "partition"]), default=None,
               help="cover (groups may overlap, each task served by its best group) or partition. "
@@ -124,7 +128,7 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
               help="Write the JSON report here.")
 @json_option
 @handle_errors
-def group(data_source, task_column, label_column, regression, seed, train, method, max_groups, mode, tasks, budget, max_group_size,
+def group(data_source, task_column, label_column, regression, seed, runs_file, train, method, max_groups, mode, tasks, budget, max_group_size,
           alpha, n_subsets, lookahead_lr, final_seeds, solver, time_limit, store, executor, models_per_batch, instance_out, report_out,
           as_json):
     """Group tasks from real training: estimate affinities (METHOD), solve the grouping instance,
@@ -133,13 +137,25 @@ def group(data_source, task_column, label_column, regression, seed, train, metho
     --train-fraction and --epoch-fraction shorten the estimation models only."""
     from pathlib import Path
 
-    from planner.grouping.estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
     from planner.io import dumps_json, write_instance, write_json
 
-    config = train_config(train)
     for path in (instance_out, report_out):
         if path:
             check_out_folder(path)
+    if runs_file is not None:
+        if data_source is not None or (method not in (None, "subsets")) or budget is not None:
+            raise CLIError("--runs takes the place of --data (and means --method subsets, without --budget)", 2)
+        names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+        _group_from_runs(runs_file, names, GroupSettings(method="subsets", max_groups=max_groups, mode=mode,
+                                                         max_group_size=max_group_size, solver=solver,
+                                                         time_limit=time_limit),
+                         instance_out, report_out, as_json)
+        return
+    missing = [name for name, v in (("--data", data_source), ("--task-column", task_column),
+                                    ("--label-column", label_column), ("--method", method)) if v is None]
+    if missing:
+        raise CLIError(f"missing option {', '.join(missing)} (or give --runs RUNS.jsonl)", 2)
+    config = train_config(train)
     data = load_data(data_source, task_column, label_column, regression, seed)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     if tasks is not None and not names:
@@ -172,3 +188,29 @@ def group(data_source, task_column, label_column, regression, seed, train, metho
     else:
         for line in report_table(report):
             click.echo(line)
+
+
+def _group_from_runs(runs_file, names, settings, instance_out, report_out, as_json) -> None:
+    """Affinities from a runs file, the grouping instance, and its solution (nothing is trained)."""
+    from pathlib import Path
+
+    from planner.cli.output import emit_result
+    from planner.grouping.estimate import affinity_runs_file, build_instance
+    from planner.instance import parse_instance
+    from planner.io import write_instance
+    from planner.report import result_summary
+    from planner.solve import solve
+
+    tasks, M, info = affinity_runs_file(runs_file, names)
+    name = Path(instance_out).stem if instance_out else "group"
+    instance = build_instance(tasks, M, settings, {t: 1 for t in tasks}, name,
+                              {"method": "subsets", "estimate": info})
+    problem = parse_instance(instance, source=str(runs_file))
+    if instance_out:
+        write_instance(instance_out, instance)  # the estimate is kept whatever the solve does
+    result = solve(problem, settings.solver, settings.time_limit)
+    payload = result.to_dict(problem.name, problem.kind)
+    payload["estimate"] = {k: v for k, v in info.items() if k != "together"}
+    emit_result(payload, as_json, report_out, result_summary(problem, payload))
+    if result.status.exit_code:
+        raise CLIError(f"the grouping instance is {payload['status']}", result.status.exit_code)

@@ -183,15 +183,24 @@ def affinity_subsets(models: _Models, tasks: list[int], settings: GroupSettings)
     runs = models.get(design)
     names = models.data.task_names
     pos = {t: i for i, t in enumerate(tasks)}
+    members = [[pos[t] for t in g] for g in design]
+    losses = [{pos[t]: runs[(tuple(sorted(g)), 0)].val_losses.get(names[t]) for t in g} for g in design]
+    M, info = affinity_from_losses(n, members, losses)
+    info.update({"alpha": alpha, "n_subsets": m})
+    return M, info
+
+
+def affinity_from_losses(n: int, members: Sequence[Sequence[int]], losses: Sequence[dict[int, float | None]]):
+    """The subsets affinity from measured group runs: ``members[r]`` the tasks (0..n-1) of run r and
+    ``losses[r][a]`` task a's validation loss in it. M[a][b] = (mu_a - mu_ab) / |mu_a|, with mu_a a's
+    mean loss over the runs holding a and mu_ab over those holding a and b (onto convention)."""
     sums = np.zeros(n)
     cnt = np.zeros(n)
     psum = np.zeros((n, n))
     pcnt = np.zeros((n, n))
-    for g in design:
-        rec = runs[(tuple(sorted(g)), 0)]
-        idx = [pos[t] for t in g]
+    for idx, loss in zip(members, losses):
         for a in idx:
-            v = rec.val_losses.get(names[tasks[a]])
+            v = loss.get(a)
             if v is None or not math.isfinite(v):
                 continue
             sums[a] += v
@@ -205,9 +214,33 @@ def affinity_subsets(models: _Models, tasks: list[int], settings: GroupSettings)
     M = np.where((pcnt > 0) & (scale > 0), (mu[:, None] - mu_ab) / np.where(scale > 0, scale, 1.0), 0.0)
     np.fill_diagonal(M, 0.0)
     unseen = int(((pcnt == 0) & ~np.eye(n, dtype=bool)).sum() // 2)
-    info = {"alpha": alpha, "n_subsets": m, "pairs_never_together": unseen,
-            "together": pcnt.astype(int).tolist()}
-    return M, info
+    return M, {"pairs_never_together": unseen, "together": pcnt.astype(int).tolist()}
+
+
+def affinity_runs_file(path: str, tasks: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, dict]:
+    """The subsets affinity from a RUNS.jsonl made elsewhere: each line's group is its ``subset`` and its
+    ``losses`` must hold every member's validation loss."""
+    from planner.runs_file import read_runs
+    from planner.status import InstanceError
+
+    runs = read_runs(path, tasks=tasks)
+    names = list(tasks) if tasks is not None else sorted({t for r in runs for t in r.subset})
+    pos = {t: i for i, t in enumerate(names)}
+    members, losses = [], []
+    for r in runs:
+        missing = [t for t in r.subset if t not in (r.losses or {})]
+        if missing:
+            raise InstanceError(str(path), f"line {r.line}",
+                                f"'losses' lacks {', '.join(map(repr, missing[:3]))}: grouping needs every member's loss")
+        if len(r.subset) < 2:
+            continue  # a single task's run carries no pair information
+        members.append([pos[t] for t in r.subset])
+        losses.append({pos[t]: float(r.losses[t]) for t in r.subset})
+    if len(names) < 2 or not members:
+        raise InstanceError(str(path), "runs", "no run with two or more tasks: nothing to group")
+    M, info = affinity_from_losses(len(names), members, losses)
+    info.update({"runs": len(runs), "source": str(path)})
+    return names, M, info
 
 
 def affinity_hoa(models: _Models, tasks: list[int], settings: GroupSettings) -> tuple[np.ndarray, dict]:

@@ -276,3 +276,37 @@ def test_regression_group_models_report_label_units():
         assert m["rmse"] > 1.0                          # in the scaled units, not standardised ones
     M = np.array(tag_affinities(d, [0, 1, 2], cfg, seed=0, lookahead_lr=0.1).matrix)
     assert M.shape == (3, 3) and np.isfinite(M).all()
+
+
+def test_group_from_runs_recovers_planted_clusters(tmp_path):
+    """`planner group --runs`: group runs from elsewhere whose losses fall with same-cluster partners and rise
+    with the others come back as the two planted clusters; a line without every member's loss is exit 2."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    rng = np.random.default_rng(5)
+    tasks = [f"t{i}" for i in range(6)]
+    cluster = {t: i // 3 for i, t in enumerate(tasks)}
+    lines = []
+    for r in range(120):
+        g = sorted(rng.choice(6, size=3, replace=False).tolist())
+        members = [tasks[i] for i in g]
+        losses = {a: 0.5 + sum(-0.05 if cluster[a] == cluster[b] else 0.05 for b in members if b != a)
+                  + float(rng.normal(0, 0.005)) for a in members}
+        lines.append(_json.dumps({"subset": members, "loss": float(np.mean(list(losses.values()))), "seed": r,
+                                  "losses": losses}))
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    inst = tmp_path / "g.json"
+    res = CliRunner().invoke(main, ["group", "--runs", str(path), "--max-groups", "2", "-o", str(inst), "--json"])
+    assert res.exit_code == 0, res.output
+    groups = sorted(sorted(g) for g in _json.loads(res.stdout)["solution"]["groups"])
+    assert groups == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]
+    assert inst.exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_json.dumps({"subset": ["t0", "t1"], "loss": 0.5, "seed": 0, "losses": {"t0": 0.5}}) + "\n")
+    res = CliRunner().invoke(main, ["group", "--runs", str(bad), "--max-groups", "2"])
+    assert res.exit_code == 2 and "losses" in res.output and "Traceback" not in res.output
