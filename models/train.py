@@ -57,6 +57,8 @@ class TrainConfig:
     classification margin), ``ce``, ``zero_one`` or ``mse``; training itself always minimises
     cross-entropy or squared error. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
     ``chunk_size``: most models trained in one batched group (``None``: 128 on CPU, 4096 on CUDA).
+    ``keep``: the state reported: ``best`` (the epoch with the lowest target validation training
+    loss) or ``last`` (the final state; early stopping, if any, still decides when to stop).
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -71,6 +73,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     subsample_seed: int = 0
+    keep: str = "best"
     device: str = "auto"
     chunk_size: int | None = None
 
@@ -98,6 +101,8 @@ class TrainConfig:
             problems.append("chunk_size must be at least 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append("device must be auto, cpu or cuda")
+        if self.keep not in ("best", "last"):
+            problems.append(f"keep must be best or last, got {self.keep!r}")
         if self.loss not in ("auto", "margin", "ce", "zero_one", "mse"):
             problems.append(f"unknown loss {self.loss!r}")
         if problems:
@@ -108,6 +113,8 @@ class TrainConfig:
         d = asdict(self)
         for k in _NOT_IN_KEY:
             d.pop(k)
+        if d["keep"] == "best":  # the default before the option existed: stored studies keep their keys
+            d.pop("keep")
         d["hidden"] = list(self.hidden)
         d["betas"] = list(self.betas)
         return d
@@ -468,10 +475,11 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         with torch.no_grad():
             val = _early_stop_loss(_shared(net, theta, prep.Xv1), prep.yv, prep).double().cpu().numpy()
         improved = val < best_val[alive]
-        if improved.any():
-            best = torch.where(torch.from_numpy(improved).to(dev).unsqueeze(-1), theta, best)
+        take = improved if config.keep == "best" else np.ones_like(improved)
+        if take.any():
+            best = torch.where(torch.from_numpy(take).to(dev).unsqueeze(-1), theta, best)
         best_val[alive] = np.where(improved, val, best_val[alive])
-        best_epoch[alive] = np.where(improved, epoch + 1, best_epoch[alive])
+        best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
         bad[alive] = np.where(improved, 0, bad[alive] + 1)
         done = remaining[alive] == 0
         if patience:
@@ -631,6 +639,9 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> Subse
             best_state = [t.detach().clone() for t in net.parameters()]
         else:
             bad += 1
+            if config.keep == "last":
+                best_epoch = epoch + 1
+                best_state = [t.detach().clone() for t in net.parameters()]
         epoch += 1
         if remaining == 0 or (patience and bad >= patience):
             break
