@@ -79,3 +79,14 @@ def test_multiclass_is_refused():
     data = synthetic_classification(k=3, p=4, n_per_task=60, n_classes=3, seed=0)
     with pytest.raises(DataError):
         GradientEstimator(data, 0, CFG)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_cuda_agrees_with_cpu(planted):
+    case, est = planted
+    subs = [(1, 2), (3,), (), (4, 5, 6)]
+    gpu = GradientEstimator(case.data, case.target, GradientConfig(base=TrainConfig(epochs=8, patience=3, device="cpu"),
+                                                                    dim=64, device="cuda"), seed=0)
+    # the base network is trained on the GPU too: same schedule, float rounding apart
+    assert np.allclose(gpu.f(subs), est.f(subs), atol=5e-3)
+    assert np.allclose(gpu.f(subs), gpu.f_plain(subs), atol=1e-6)
