@@ -73,7 +73,8 @@ def estimators(sweep: bool):
         ("retrain default, mean of 4 seeds", "retrain4", TrainConfig(device="cpu")),
         ("retrain lr 1e-3, 40 ep, no stop, last, mean of 4 seeds", "retrain4",
          TrainConfig(lr=1e-3, epochs=40, patience=None, keep="last", device="cpu")),
-        ("gradient (dim 256, ridge 1e-3)", "gradient", GradientConfig(device="cpu")),
+        ("gradient default (dim 128, ridge 1)", "gradient", GradientConfig(device="cpu")),
+        ("gradient dim 256, ridge 1e-3", "gradient", GradientConfig(dim=256, ridge=1e-3, device="cpu")),
     ]
     if sweep:
         rows += [
@@ -83,12 +84,12 @@ def estimators(sweep: bool):
              TrainConfig(lr=2e-3, epochs=30, patience=None, keep="last", device="cpu")),
             ("retrain lr 1e-3, 40 ep, wd 1e-3, last", "retrain",
              TrainConfig(lr=1e-3, epochs=40, patience=None, keep="last", weight_decay=1e-3, device="cpu")),
-            ("gradient dim 64", "gradient", GradientConfig(dim=64, device="cpu")),
-            ("gradient dim 128", "gradient", GradientConfig(dim=128, device="cpu")),
-            ("gradient dim 512", "gradient", GradientConfig(dim=512, device="cpu")),
-            ("gradient ridge 1e-2", "gradient", GradientConfig(ridge=1e-2, device="cpu")),
-            ("gradient ridge 1e-1", "gradient", GradientConfig(ridge=1e-1, device="cpu")),
-            ("gradient ridge 1e-4", "gradient", GradientConfig(ridge=1e-4, device="cpu")),
+            ("gradient dim 64, ridge 1e-3", "gradient", GradientConfig(dim=64, ridge=1e-3, device="cpu")),
+            ("gradient dim 128, ridge 1e-3", "gradient", GradientConfig(dim=128, ridge=1e-3, device="cpu")),
+            ("gradient dim 512, ridge 1e-3", "gradient", GradientConfig(dim=512, ridge=1e-3, device="cpu")),
+            ("gradient dim 256, ridge 1e-2", "gradient", GradientConfig(dim=256, ridge=1e-2, device="cpu")),
+            ("gradient dim 256, ridge 1e-1", "gradient", GradientConfig(dim=256, ridge=1e-1, device="cpu")),
+            ("gradient dim 256, ridge 1e-4", "gradient", GradientConfig(dim=256, ridge=1e-4, device="cpu")),
         ]
     return rows
 
@@ -147,6 +148,7 @@ def main() -> None:
     ap.add_argument("--tables", default="tv16,hsb82")
     ap.add_argument("--sweep", action="store_true", help="also other learning rates, projections and penalties")
     ap.add_argument("--only", default=None, help="run estimators whose label contains this text")
+    ap.add_argument("--grid", default=None, help="extra gradient settings DIM:RIDGE,... (DIM may be full)")
     ap.add_argument("--out", default=None, help="append one JSON line per result")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -157,6 +159,14 @@ def main() -> None:
     seeds = [0] if args.quick else list(range(args.seeds))
     n_sub = args.subsets or (64 if args.quick else 8 * args.sources)
     rows = [r for r in estimators(args.sweep) if args.only is None or args.only in r[0]]
+    if args.grid:
+        from models.gradient import GradientConfig
+
+        for item in args.grid.split(","):
+            dim, ridge = item.split(":")
+            d = None if dim == "full" else int(dim)
+            rows.append((f"gradient dim {dim}, ridge {ridge}", "gradient",
+                         GradientConfig(dim=d, ridge=float(ridge), device="cpu")))
     results: dict[tuple[str, str], list[dict]] = {}
     for table in tables:
         for seed in seeds:

@@ -69,8 +69,8 @@ class GradientConfig:
     """
 
     base: TrainConfig | None = None
-    dim: int | None = 256
-    ridge: float = 1e-3
+    dim: int | None = 128
+    ridge: float = 1.0
     max_iter: int = 100
     tol: float = 1e-7
     chunk: int = 256
