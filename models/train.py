@@ -59,6 +59,8 @@ class TrainConfig:
     ``chunk_size``: most models trained in one batched group (``None``: 128 on CPU, 4096 on CUDA).
     ``model``: ``FILE.py:FUNCTION`` or ``package.module:FUNCTION``, the user's network instead of the
     built-in one (:mod:`planner_models.user_model`; ``hidden`` is then unused).
+    ``keep``: the state reported: ``best`` (the epoch with the lowest target validation training
+    loss) or ``last`` (the final state; early stopping, if any, still decides when to stop).
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -73,6 +75,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     subsample_seed: int = 0
+    keep: str = "best"
     device: str = "auto"
     chunk_size: int | None = None
     model: str | None = None
@@ -101,6 +104,8 @@ class TrainConfig:
             problems.append("chunk_size must be at least 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append("device must be auto, cpu or cuda")
+        if self.keep not in ("best", "last"):
+            problems.append(f"keep must be best or last, got {self.keep!r}")
         if self.loss not in ("auto", "margin", "ce", "zero_one", "mse"):
             problems.append(f"unknown loss {self.loss!r}")
         if self.model is not None and not (isinstance(self.model, str) and ":" in self.model):
@@ -113,6 +118,8 @@ class TrainConfig:
         d = asdict(self)
         for k in _NOT_IN_KEY:
             d.pop(k)
+        if d["keep"] == "best":  # the default before the option existed: stored studies keep their keys
+            d.pop("keep")
         d["hidden"] = list(self.hidden)
         d["betas"] = list(self.betas)
         if self.model is None:
@@ -489,10 +496,11 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         with torch.no_grad():
             val = _early_stop_loss(_shared(net, theta, prep.Xv1), prep.yv, prep).double().cpu().numpy()
         improved = val < best_val[alive]
-        if improved.any():
-            best = torch.where(torch.from_numpy(improved).to(dev).unsqueeze(-1), theta, best)
+        take = improved if config.keep == "best" else np.ones_like(improved)
+        if take.any():
+            best = torch.where(torch.from_numpy(take).to(dev).unsqueeze(-1), theta, best)
         best_val[alive] = np.where(improved, val, best_val[alive])
-        best_epoch[alive] = np.where(improved, epoch + 1, best_epoch[alive])
+        best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
         bad[alive] = np.where(improved, 0, bad[alive] + 1)
         done = remaining[alive] == 0
         if patience:
@@ -652,6 +660,9 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> Subse
             best_state = [t.detach().clone() for t in net.parameters()]
         else:
             bad += 1
+            if config.keep == "last":
+                best_epoch = epoch + 1
+                best_state = [t.detach().clone() for t in net.parameters()]
         epoch += 1
         if remaining == 0 or (patience and bad >= patience):
             break

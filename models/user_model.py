@@ -470,6 +470,8 @@ def _train_one_loop(model: UserModel, prep, spec, config):
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 bad += 1
+            if config.keep == "last":  # report the final state; early stopping still decides when to stop
+                best_epoch, best_state = epoch + 1, copy.deepcopy(net.state_dict())
             epoch += 1
             if remaining == 0 or (patience and bad >= patience):
                 break
@@ -590,12 +592,13 @@ def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
             raise _nan_error(model, prep, specs[int(alive[np.flatnonzero(~np.isfinite(val))[0]])], epoch + 1,
                              "validation loss")
         improved = val < best_val[alive]
-        if improved.any():
-            imp = torch.from_numpy(improved).to(dev)
+        take = improved if config.keep == "best" else np.ones_like(improved)
+        if take.any():
+            imp = torch.from_numpy(take).to(dev)
             for k in best:
                 best[k] = torch.where(imp.view(-1, *([1] * (best[k].dim() - 1))), cur[k], best[k])
         best_val[alive] = np.where(improved, val, best_val[alive])
-        best_epoch[alive] = np.where(improved, epoch + 1, best_epoch[alive])
+        best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
         bad[alive] = np.where(improved, 0, bad[alive] + 1)
         done = remaining[alive] == 0
         if patience:

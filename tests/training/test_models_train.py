@@ -210,3 +210,18 @@ def test_cuda_matches_cpu_and_plain(binary):
         _close(a, b, tol=1e-4)
     again = train_subsets(binary, 0, SUBSETS, TrainConfig(batch_size=32, epochs=3, patience=2, device="cuda", chunk_size=2), seeds)
     assert [r.f for r in again] == pytest.approx([r.f for r in gpu], abs=1e-6)
+
+
+def test_keep_last_state_equals_plain_and_differs_from_best():
+    data = synthetic_classification(k=4, p=5, n_per_task=120, seed=0)
+    subsets = [[1, 2], [3], [1, 2, 3]]
+    seeds = [5, 6, 7]
+    last = TrainConfig(epochs=6, lr=2e-2, patience=None, keep="last", device="cpu")
+    a = train_subsets(data, 0, subsets, last, seeds)
+    b = train_subsets_plain(data, 0, subsets, last, seeds)
+    for x, y in zip(a, b):
+        assert x.best_epoch == x.epochs == 6 and y.best_epoch == 6
+        assert x.f == pytest.approx(y.f, abs=1e-5)
+    assert "keep" not in TrainConfig().to_dict() and last.to_dict()["keep"] == "last"
+    with pytest.raises(ValueError):
+        TrainConfig(keep="middle")
