@@ -30,8 +30,9 @@ def plot_scores(report: dict, path: str | Path) -> None:
     scores = report["scores"]
     order = sorted(scores, key=scores.get)
     y = np.arange(len(order))
-    lo = np.array([report["interval"][t][0] for t in order])
-    hi = np.array([report["interval"][t][1] for t in order])
+    # a source never sampled has no interval: drawn as its score alone
+    lo = np.array([(report["interval"][t] or [report["scores"][t]] * 2)[0] for t in order])
+    hi = np.array([(report["interval"][t] or [report["scores"][t]] * 2)[1] for t in order])
     v = np.array([scores[t] for t in order])
     chosen = set(report["selected"])
     fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(order) + 1)))

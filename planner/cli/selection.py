@@ -139,6 +139,8 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
 
         plot_scores(report, Path(plot_dir) / "scores.png")
         plot_predicted_vs_measured(est.pred_held, est.f[est.held], est.baseline, report, Path(plot_dir) / "predicted_vs_measured.png")
+    for warning in report.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(dumps_json(report).strip())
     else:

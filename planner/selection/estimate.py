@@ -4,13 +4,17 @@ The pipeline of ``planner estimate`` (Li, Nguyen, Zhang 2023, Section 2, with th
 adaptivity-limits paper asks for):
 
 1. draw ``n`` subsets of size ``alpha`` of the k sources (seeded; n <= 8k by default);
-2. train one model per subset plus ``repeats`` single-task models (the empty subset) and
-   ``repeats`` replicates of a few subsets (for the noise floor), skipping what the store holds;
-3. hold out a fraction of the sampled subsets; fit the surrogate on the rest (the single-task rows
-   anchor the intercept at the single-task loss, so theta_i reads as "adding i moves the target's
-   loss by theta_i"); measure MSE, Spearman and transfer F1 on the held-out subsets;
-4. refit on every subset for the decision, bootstrap the fit for intervals on every theta_i and
-   for each task's selection frequency, and say which tasks cannot be told apart from the cut.
+2. measure f: by retraining (one model per subset, ``repeats`` single-task models, and a replicate
+   design of ``replicate_subsets`` x ``replicate_seeds`` for the seed noise; adaptive rounds until the
+   selected set is stable unless ``n_subsets`` is fixed; what the store holds is not trained again), or
+   by the gradient estimate (:mod:`planner_models.gradient`; ``replicate_seeds`` base networks);
+   ``estimator="auto"`` measures both on the replicate design and keeps the more reliable one;
+3. fit the surrogate on every subset (the single-task rows anchor the intercept at the single-task
+   loss, so theta_i reads as "adding i moves the target's loss by theta_i"); measure MSE, Spearman
+   and transfer F1 by repeated K-fold cross-validation over all subsets;
+4. the reliability (share of f's variance across subsets that is not seed noise) from the replicates,
+   bootstrap intervals on every theta_i (none for a source never sampled) and selection
+   frequencies, and the warnings (:mod:`planner.selection.evidence`) that say how far to trust it.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from planner.jobs import Job, JobRunner, SubsetRuns
+from planner.reliability import variance_components
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
 from planner.store import Store
@@ -36,14 +41,23 @@ from planner.selection.surrogate import (
 )
 
 
+ESTIMATORS = ("auto", "retrain", "gradient")
+
+
 @dataclass(frozen=True)
 class EstimateSettings:
     alpha: int | None = None  # subset size (default: 5, below k/2)
     n_subsets: int | None = None  # default: min(8k, C(k, alpha))
     seed: int = 0
-    repeats: int = 3  # single-task replicates, and replicates of `noise_subsets` subsets
-    noise_subsets: int = 3
-    holdout: float = 0.2  # fraction of sampled subsets held out for the diagnostics
+    repeats: int = 3  # single-task replicates
+    replicate_subsets: int = 20  # subsets of the sample measured with `replicate_seeds` seeds (seed noise)
+    replicate_seeds: int = 2
+    holdout: float = 0.2  # fraction held out for the learning curve (the other figures: repeated K-fold)
+    cv_folds: int = 5
+    cv_repeats: int = 10
+    estimator: str = "auto"  # retrain | gradient | auto
+    gradient_seeds: int = 4  # base networks of the gradient estimate (f is their mean)
+    time_budget: float | None = None  # seconds of adaptive training (None: no limit)
     surrogate: str = "auto"  # linear | pairwise | auto
     n_boot: int = 200
     extra_design: str = "none"  # none | singletons | pairs | both
@@ -75,6 +89,13 @@ class Estimate:
     seconds: float
     trained: int  # models trained in this call (0 when everything was in the store)
     boot_thetas: np.ndarray = field(repr=False, default=None)
+    estimator: str = "retrain"
+    reliability: dict[str, Any] = field(default_factory=dict)  # variance components of single measurements
+    estimator_choice: dict[str, Any] = field(default_factory=dict)  # what auto measured and why it chose
+    warnings: list[str] = field(default_factory=list)
+    separable: bool = True  # the runs can tell sources apart (else: pool)
+    stopped: str = "fixed"  # why estimation stopped: fixed | stable | max_subsets | time_budget | runs
+    sample_counts: dict[str, int] = field(default_factory=dict)
 
     def problem(self, constraints: dict | None = None, name: str | None = None):
         """The selection problem over the fitted surrogate, built directly (no file round trip)."""
@@ -110,29 +131,36 @@ class Estimate:
         }
         if constraints:
             data["constraints"] = constraints
-        data["meta"] = {
+        data["meta"] = json_safe({
             "surrogate_kind": "pairwise" if isinstance(self.model, PairwiseSurrogate) else "linear",
             "diagnostics": self.diagnostics,
             "interval": self.interval,
             "selection_frequency": self.selection_frequency,
             "uncertain": self.uncertain,
+            "estimator": self.estimator,
+            "reliability": self.reliability,
+            "warnings": self.warnings,
+            "separable": self.separable,
+            "stopped": self.stopped,
             # what decides the result (batch size and executor do not)
             "settings": {k: v for k, v in asdict(self.settings).items() if k not in ("batch_size", "executor")},
             "train_config": self.train_config,
             "test_metric": self.test_metric,
-        }
+        })
         return data
 
 
-def _noise_floor(groups: dict[tuple, list[float]]) -> float:
-    """Pooled variance of f across repeated seeds of the same subset."""
-    num = den = 0.0
-    for values in groups.values():
-        if len(values) > 1:
-            v = np.asarray(values)
-            num += float(np.sum((v - v.mean()) ** 2))
-            den += len(v) - 1
-    return num / den if den else math.nan
+def json_safe(value):
+    """``value`` with every non-finite float replaced by None (undefined figures are null in JSON)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def estimate(data, target: str, settings: EstimateSettings, config, store_path: str = ":memory:",
@@ -142,7 +170,12 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
 
     Training goes through ``runner`` (a :class:`planner.jobs.JobRunner` over an open store) when given,
     else through a runner over the store at ``store_path``."""
+    if runner is None:
+        with Store(store_path) as store:
+            own = JobRunner(store, settings.executor, settings.batch_size, progress)
+            return estimate(data, target, settings, config, constraints=constraints, on_total=on_total, runner=own)
     t0 = time.perf_counter()
+    start_trained = runner.trained
     t_idx = data.task_index(target)
     target = data.task_names[t_idx]
     src_idx = [i for i in range(data.n_tasks) if i != t_idx]
@@ -150,40 +183,107 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     k = len(sources)
     if k < 2:
         raise UsageError(f"the data has {k} source task(s) besides {target!r}; selection needs at least 2")
+    if settings.estimator not in ESTIMATORS:
+        raise UsageError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {settings.estimator!r}")
     alpha = settings.alpha if settings.alpha is not None else default_alpha(k)
     if not 1 <= alpha < k:
         raise UsageError(f"alpha must lie in 1..{k - 1} for {k} sources, got {alpha}")
-    n = settings.n_subsets if settings.n_subsets is not None else default_n_subsets(k, alpha)
-    if n < 10:
-        raise UsageError(f"at least 10 subsets are needed to fit and check a surrogate, got {n}")
     total = math.comb(k, alpha)
-    if n > total:
-        raise UsageError(f"only {total} distinct subsets of size {alpha} exist among {k} sources, asked for {n}")
-    subsets = design(k, alpha, n, settings.seed, settings.extra_design)
+    n_max = settings.n_subsets if settings.n_subsets is not None else default_n_subsets(k, alpha)
+    if n_max < 10:
+        raise UsageError(f"at least 10 subsets are needed to fit and check a surrogate, got {n_max}")
+    if n_max > total:
+        raise UsageError(f"only {total} distinct subsets of size {alpha} exist among {k} sources, asked for {n_max}")
+    if settings.replicate_seeds < 2 or settings.replicate_subsets < 2:
+        raise UsageError("replicates need at least 2 subsets and 2 seeds")
 
     def to_data(s):
         return tuple(sorted(src_idx[i] for i in s))
 
-    jobs = [Job((), r, subset_seed(settings.seed, (), r)) for r in range(settings.repeats)]
-    jobs += [Job(to_data(s), 0, subset_seed(settings.seed, to_data(s), 0)) for s in subsets]
-    for s in subsets[: settings.noise_subsets]:
-        jobs += [Job(to_data(s), r, subset_seed(settings.seed, to_data(s), r)) for r in range(1, settings.repeats)]
-    if on_total is not None:
-        on_total(len(jobs))
-
-    train_settings = config.to_dict()
     kind = SubsetRuns(t_idx, config)
-    if runner is None:
-        with Store(store_path) as store:
-            own = JobRunner(store, settings.executor, settings.batch_size, progress)
-            records = own.run(data, kind, jobs, settings.seed)
-            trained = own.trained
-    else:
-        before = runner.trained
-        records = runner.run(data, kind, jobs, settings.seed)
-        trained = runner.trained - before
+    n_rep = min(settings.replicate_subsets, n_max)
+    base_jobs = [Job((), r, subset_seed(settings.seed, (), r)) for r in range(settings.repeats)]
+    for s in design(k, alpha, n_rep, settings.seed, settings.extra_design)[:n_rep]:
+        base_jobs += [Job(to_data(s), r, subset_seed(settings.seed, to_data(s), r)) for r in range(settings.replicate_seeds)]
 
-    pos = {i: n for n, i in enumerate(src_idx)}
+    usable = gradient_usable(data, config)
+    if settings.estimator == "gradient" and not usable[0]:
+        raise UsageError(f"the gradient estimator cannot be used here: {usable[1]} (use --estimator retrain)")
+    choice: dict[str, Any] = {"asked": settings.estimator}
+    chosen = settings.estimator if settings.estimator != "auto" else ("gradient" if usable[0] else "retrain")
+    if settings.estimator == "auto" and not usable[0]:
+        choice["why"] = f"retrain: the gradient estimator does not apply ({usable[1]})"
+
+    grad = None
+    if chosen == "gradient":
+        n = n_max
+        subsets = design(k, alpha, n, settings.seed, settings.extra_design)
+        grad = _gradient_f(data, t_idx, src_idx, [to_data(s) for s in subsets], config, settings)
+        if settings.estimator == "auto":
+            # measure retraining's seed noise on the replicate design too, and how far the two agree
+            if on_total is not None:
+                on_total(len(base_jobs))
+            rec = runner.run(data, kind, base_jobs, settings.seed)
+            pos = {i: n_ for n_, i in enumerate(src_idx)}
+            rgroups: dict[tuple, list[float]] = {}
+            for (tasks, _r), r in rec.items():
+                rgroups.setdefault(tuple(sorted(pos[i] for i in tasks)), []).append(r.f)
+            rcomp = variance_components({s: v for s, v in rgroups.items() if s})
+            gcomp = grad["components"]
+            rep_keys = [tuple(s) for s in subsets[:n_rep]]
+            agree = spearman([np.mean(rgroups[s]) for s in rep_keys], [grad["f"][i] for i in range(n_rep)])
+            choice.update({"gradient_reliability": _num(gcomp.reliability), "retrain_reliability": _num(rcomp.reliability),
+                           "agreement_spearman": _num(agree)})
+            g_rel = gcomp.reliability_of_mean(max(2, settings.gradient_seeds))
+            choice["gradient_reliability_of_mean"] = _num(g_rel)
+            if math.isfinite(rcomp.reliability) and rcomp.reliability > (g_rel if math.isfinite(g_rel) else -1):
+                chosen, grad = "retrain", None
+                choice["why"] = (f"retrain: its reliability {rcomp.reliability:.2f} beats the gradient estimate's "
+                                 f"{_fmt(g_rel)}")
+            else:
+                choice["why"] = (f"gradient: reliability {_fmt(g_rel)} against retraining's "
+                                 f"{_fmt(rcomp.reliability)}; agreement on the replicate subsets {_fmt(agree)}")
+    if grad is not None:
+        f = grad["f"]
+        return fit_estimate(
+            target, sources, subsets, f, grad["stl"], grad["groups"], settings, constraints,
+            train_config={"estimator": "gradient", **grad["config"]},
+            test_metric="accuracy" if data.n_classes else "rmse", higher_is_better=bool(data.n_classes),
+            trained=runner.trained - start_trained, t0=t0, estimator="gradient", choice=choice, stopped="fixed",
+            f_replicates=max(2, settings.gradient_seeds))
+
+    # Retraining: the replicate design and the single-task runs first, then the sample in rounds
+    # (adaptive unless --subsets fixed the count) until the selected set is stable.
+    adaptive = settings.n_subsets is None
+    n = n_max if not adaptive else min(n_max, max(n_rep, 10, 4 * k))
+    if on_total is not None:
+        on_total(len(base_jobs) + n)
+    history: list[frozenset] = []
+    stopped = "fixed"
+    while True:
+        subsets = design(k, alpha, n, settings.seed, settings.extra_design)
+        jobs = base_jobs + [Job(to_data(s), 0, subset_seed(settings.seed, to_data(s), 0)) for s in subsets]
+        records = runner.run(data, kind, jobs, settings.seed)
+        if not adaptive:
+            break
+        pos = {i: n_ for n_, i in enumerate(src_idx)}
+        by = {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
+        X = masks_from_subsets(subsets, k)
+        theta = fit_surrogate(X, np.array([by[(tuple(s), 0)].f for s in subsets]), kind="linear",
+                              random_state=settings.seed).coef_
+        history.append(frozenset(np.flatnonzero(theta < 0).tolist()))
+        if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
+            stopped = "stable"
+            break
+        if n >= n_max:
+            stopped = "max_subsets"
+            break
+        if settings.time_budget is not None and time.perf_counter() - t0 > settings.time_budget:
+            stopped = "time_budget"
+            break
+        n = min(n_max, n + max(2 * k, n // 2))  # the progress bar grows past its first total
+
+    pos = {i: n_ for n_, i in enumerate(src_idx)}
     by_key = {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
     runs = list(records.values())
     f = np.array([by_key[(tuple(s), 0)].f for s in subsets])
@@ -191,60 +291,116 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     groups: dict[tuple, list[float]] = {}
     for (s, _r), rec in by_key.items():
         groups.setdefault(s, []).append(rec.f)
-    noise_groups = {s: v for s, v in groups.items() if s == () or s in {tuple(x) for x in subsets[: settings.noise_subsets]}}
     higher = "accuracy" in runs[0].test
-    return fit_estimate(target, sources, subsets, f, stl_f, noise_groups, settings, constraints,
-                        train_config=train_settings, test_metric="accuracy" if higher else "rmse",
-                        higher_is_better=higher, trained=trained, t0=t0)
+    return fit_estimate(target, sources, subsets, f, stl_f, {s: v for s, v in groups.items() if len(v) > 1},
+                        settings, constraints, train_config=config.to_dict(),
+                        test_metric="accuracy" if higher else "rmse", higher_is_better=higher,
+                        trained=runner.trained - start_trained, t0=t0, estimator="retrain", choice=choice,
+                        stopped=stopped)
+
+
+def gradient_usable(data, config) -> tuple[bool, str]:
+    """The gradient estimator covers binary classification and regression with the built-in network."""
+    if getattr(config, "model", None):
+        return False, "a user's own model is trained by retraining only"
+    if data.n_classes and data.n_classes > 2:
+        return False, f"{data.n_classes} classes (it handles binary labels and regression)"
+    return True, ""
+
+
+def _gradient_f(data, t_idx: int, src_idx: list[int], subsets: list[tuple[int, ...]], config, settings) -> dict:
+    """f of every subset and of the target alone from ``replicate_seeds`` gradient estimators (each one
+    network on all tasks with its own seed); f is their mean, and their spread gives the reliability."""
+    import dataclasses
+
+    from planner_models.gradient import GradientConfig, GradientEstimator
+
+    base = dataclasses.replace(config, train_fraction=1.0, epoch_fraction=1.0)
+    gcfg = GradientConfig(base=base, device=config.device)
+    F = []
+    for r in range(max(2, settings.gradient_seeds)):
+        est = GradientEstimator(data, t_idx, gcfg, seed=subset_seed(settings.seed, (), 10_000 + r), sources=src_idx)
+        F.append(est.f(list(subsets) + [()]))
+    F = np.asarray(F)
+    pos = {i: n for n, i in enumerate(src_idx)}
+    keys = [tuple(sorted(pos[i] for i in s)) for s in subsets]
+    groups = {key: [float(v) for v in F[:, j]] for j, key in enumerate(keys)}
+    return {"f": F[:, :-1].mean(axis=0), "stl": [float(v) for v in F[:, -1]], "groups": groups,
+            "components": variance_components(groups),
+            "config": {"dim": gcfg.dim, "ridge": gcfg.ridge, "seeds": max(2, settings.gradient_seeds),
+                       "base": base.to_dict()}}
+
+
+def _num(x):
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
 
 
 def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]], f: np.ndarray, stl_f: list[float],
                  noise_groups: dict[tuple, list[float]], settings: EstimateSettings, constraints: dict | None = None,
                  *, train_config: dict | None = None, test_metric: str = "loss", higher_is_better: bool = False,
-                 trained: int = 0, t0: float | None = None) -> Estimate:
-    """The surrogate, its held-out diagnostics and the bootstrap from measured f values (whoever trained
-    them): ``subsets`` are tuples of positions in ``sources`` with ``f`` their measured loss, ``stl_f``
-    the target alone, ``noise_groups`` repeated measurements of the same subset (for the noise floor)."""
+                 trained: int = 0, t0: float | None = None, estimator: str = "retrain",
+                 choice: dict | None = None, stopped: str = "fixed", f_replicates: int = 1) -> Estimate:
+    """The surrogate, its diagnostics, reliability, bootstrap and warnings from measured f values
+    (whoever measured them): ``subsets`` are tuples of positions in ``sources`` with ``f`` their loss,
+    ``stl_f`` the target alone, ``noise_groups`` repeated measurements of one subset (seed noise)."""
+    from planner.selection import evidence
+
     t0 = time.perf_counter() if t0 is None else t0
     k = len(sources)
     f = np.asarray(f, dtype=float)
     baseline = float(np.mean(stl_f))
     sizes = [len(s) for s in subsets]
     alpha = max(set(sizes), key=sizes.count)
-    noise = _noise_floor(noise_groups)
-    metric, higher = test_metric, higher_is_better
-
-    # Held-out split of the sampled subsets (seeded).
-    rng = np.random.default_rng(settings.seed + 7919)
-    n_held = max(3, int(round(settings.holdout * len(subsets))))
-    held = np.zeros(len(subsets), dtype=bool)
-    held[rng.permutation(len(subsets))[:n_held]] = True
+    comps = variance_components({s: v for s, v in noise_groups.items() if s})
+    noise = comps.seed_var
+    # f of each subset is the mean of `f_replicates` measurements (gradient: one per base network)
+    rel_f = comps.reliability_of_mean(f_replicates) if f_replicates > 1 else comps.reliability
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
-    fit_X = np.vstack([masks[~held], stl_masks])
-    fit_y = np.concatenate([f[~held], stl_f])
-    model_fit = fit_surrogate(fit_X, fit_y, kind=settings.surrogate, random_state=settings.seed)
-    pred_held = model_fit.predict(masks[held])
+    stl_y = np.asarray(stl_f, dtype=float)
+    counts = masks.sum(axis=0).astype(int)
+
+    # The surrogate's form on every row, then repeated K-fold with that form for the held-out figures.
+    all_X = np.vstack([masks, stl_masks])
+    all_y = np.concatenate([f, stl_y])
+    model = fit_surrogate(all_X, all_y, kind=settings.surrogate, random_state=settings.seed)
+    kind_name = "pairwise" if isinstance(model, PairwiseSurrogate) else "linear"
+    cv = evidence.cross_validate(masks, f, stl_masks, stl_y,
+                                 lambda X, y: fit_surrogate(X, y, kind=kind_name, random_state=settings.seed),
+                                 folds=settings.cv_folds, repeats=settings.cv_repeats, seed=settings.seed)
+    # the learning curve still uses one split (more subsets -> better held-out fit?)
+    rng = np.random.default_rng(settings.seed + 7919)
+    n_held = max(3, int(round(settings.holdout * len(subsets))))
+    split = np.zeros(len(subsets), dtype=bool)
+    split[rng.permutation(len(subsets))[:n_held]] = True
+    fit_X = np.vstack([masks[~split], stl_masks])
+    fit_y = np.concatenate([f[~split], stl_y])
     diagnostics: dict[str, Any] = {
         "n_subsets": int(len(subsets)),
-        "n_fit": int((~held).sum()),
-        "n_held_out": int(held.sum()),
+        "n_fit": int(len(subsets)),
+        "n_held_out": int(len(subsets)),
+        "cv": {"folds": cv.folds, "repeats": cv.repeats},
         "alpha": int(alpha),
         "k": int(k),
-        "mse": float(np.mean((pred_held - f[held]) ** 2)),
+        "mse": cv.mse_mean,
         "noise_floor": float(noise),
-        "spearman": spearman(pred_held, f[held]),
-        "f1_transfer": f1_transfer(pred_held, f[held], baseline),
-        "positive_transfer_rate": float(np.mean(f[held] < baseline)),
+        "spearman": cv.spearman_mean,
+        "spearman_sd": cv.spearman_sd,
+        "f1_transfer": f1_transfer(cv.oof, f, baseline),
+        "positive_transfer_rate": float(np.mean(f < baseline)),
         "baseline": baseline,
-        "surrogate": "pairwise" if isinstance(model_fit, PairwiseSurrogate) else "linear",
-        "learning_curve": learning_curve(fit_X, fit_y, masks[held], f[held], settings.surrogate, random_state=settings.seed),
+        "surrogate": kind_name,
+        "learning_curve": learning_curve(fit_X, fit_y, masks[split], f[split], kind_name, random_state=settings.seed),
+        "reliability": _num(comps.reliability),
+        "reliability_of_f": _num(rel_f),
+        "spearman_ceiling": _num(comps.heldout_spearman_ceiling),
+        "replicates": {"subsets": comps.n_subsets, "runs": comps.n_runs},
     }
 
-    # Refit on everything for the decision; bootstrap for intervals and selection frequencies.
-    all_X = np.vstack([masks, stl_masks])
-    all_y = np.concatenate([f, stl_f])
-    model = fit_surrogate(all_X, all_y, kind=diagnostics["surrogate"], random_state=settings.seed)
     boot = bootstrap_scores(all_X, all_y, model, settings.n_boot, settings.seed) if settings.n_boot else np.zeros((0, k))
     scores = {t: float(v) for t, v in zip(sources, model.coef_)}
     if len(boot):
@@ -252,14 +408,26 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         interval = {t: [float(a), float(b)] for t, a, b in zip(sources, lo, hi)}
     else:
         interval = {t: [v, v] for t, v in scores.items()}
+    for t, c in zip(sources, counts):
+        if c == 0:  # no data about it: no score and no interval, not a fake zero-width one
+            interval[t] = None
     freq = selection_frequencies(boot, model, sources, constraints, target)
-    uncertain = [t for t in sources if interval[t][0] < 0.0 < interval[t][1]]
+    uncertain = [t for t in sources if interval[t] is None or interval[t][0] < 0.0 < interval[t][1]]
+    sample_counts = {t: int(c) for t, c in zip(sources, counts)}
+    warns = evidence.warnings_for(
+        reliability=rel_f, spearman_ceiling=comps.heldout_spearman_ceiling,
+        cv_spearman=cv.spearman_mean, cv_spearman_sd=cv.spearman_sd, sample_counts=sample_counts,
+        uncertain=uncertain, n_sources=k, surrogate_kind=kind_name, fixed_size=len(set(sizes)) == 1,
+        estimator=estimator)
     return Estimate(
         target=target, sources=sources, settings=settings, train_config=train_config or {}, subsets=subsets, f=f,
-        stl_f=list(stl_f), baseline=baseline, noise_floor=noise, held=held, model=model, diagnostics=diagnostics,
-        scores=scores, interval=interval, selection_frequency=freq, uncertain=uncertain, pred_held=pred_held,
-        test_metric=metric, higher_is_better=higher, seconds=time.perf_counter() - t0, trained=trained,
-        boot_thetas=boot,
+        stl_f=list(stl_f), baseline=baseline, noise_floor=noise, held=np.ones(len(subsets), dtype=bool), model=model,
+        diagnostics=diagnostics, scores=scores, interval=interval, selection_frequency=freq, uncertain=uncertain,
+        pred_held=cv.oof, test_metric=test_metric, higher_is_better=higher_is_better,
+        seconds=time.perf_counter() - t0, trained=trained, boot_thetas=boot, estimator=estimator,
+        reliability=comps.to_dict(), estimator_choice=dict(choice or {}), warnings=warns,
+        separable=evidence.separable(rel_f, cv.spearman_mean), stopped=stopped,
+        sample_counts=sample_counts,
     )
 
 
@@ -290,7 +458,7 @@ def estimate_from_runs(path: str, target: str, settings: EstimateSettings, const
     f = np.array([np.mean(groups[s]) for s in subsets])
     noise_groups = {s: v for s, v in groups.items() if len(v) > 1}
     return fit_estimate(target, sources, subsets, f, list(arrays.f[stl]), noise_groups, settings, constraints,
-                        train_config={"runs": str(path)}, t0=t0)
+                        train_config={"runs": str(path)}, t0=t0, estimator="runs", stopped="runs")
 
 
 def selection_frequencies(boot: np.ndarray, model, sources: list[str], constraints: dict | None, target: str) -> dict[str, float]:

@@ -11,14 +11,18 @@ from typing import Any, Callable
 import numpy as np
 
 from planner.selection.estimate import Estimate, EstimateSettings, estimate
+from planner import __version__
 from planner.jobs import Job, JobRunner, SubsetRuns
+from planner.selection import evidence
 from planner.sampling import subset_seed
 from planner.solve import solve
+from planner.status import InfeasibleSolution
 from planner.store import Store
 from planner.selection.surrogate import LinearSurrogate, masks_from_subsets
 
 PAPER_GAMMA_GRID = tuple(round(-0.5 + 0.1 * i, 1) for i in range(11))  # -0.5 .. 0.5 (Section 4)
 MAX_GAMMA_SETS = 12
+POOL_MARGIN = 0.01  # a candidate replaces pooling only with a validation loss lower by 1% of pooling's
 
 
 @dataclass
@@ -65,7 +69,7 @@ def run_plan(data, target: str, est_settings: EstimateSettings, config, plan_set
 def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunner, constraints, on_total, log):
     t0 = time.perf_counter()
     progress = runner.progress
-    extra = MAX_GAMMA_SETS * plan_settings.cv_seeds + 4 * plan_settings.final_seeds
+    extra = MAX_GAMMA_SETS * plan_settings.cv_seeds + 5 * plan_settings.final_seeds
     total_hook = None if on_total is None else (lambda n: on_total(n + extra))
     est = estimate(data, target, est_settings, config, constraints=constraints, on_total=total_hook, runner=runner)
     t_idx = data.task_index(est.target)
@@ -82,7 +86,20 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         err = PlannerError(f"the selection program found no plan: {result.status.value} ({result.message})")
         err.exit_code = result.status.exit_code
         raise err
-    plan_set = list(result.solution["selected"])
+    program_set = list(result.solution["selected"])
+    warnings = list(est.warnings)
+    cons = constraints or {}
+    pool_set = [t for t in est.sources if t not in set(cons.get("exclude", ()))]
+    can_pool = cons.get("max_size") is None or len(pool_set) <= cons["max_size"]
+    decision = "program"
+    plan_set = program_set
+    if not est.separable:
+        if can_pool:
+            plan_set, decision = pool_set, "all allowed: the runs cannot separate the sources"
+            warnings.append(evidence.pooling_recommendation(False))
+        else:
+            warnings.append("the runs cannot separate the sources, and the constraints do not allow pooling; the "
+                            "program's set below rests on noise")
 
     # Validation and final models are trained in full (the row/epoch fractions speed up subset runs only).
     final_config = dataclasses.replace(config, train_fraction=1.0, epoch_fraction=1.0)
@@ -106,13 +123,18 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     if progress is not None:
         progress(len(cv_jobs) + (MAX_GAMMA_SETS - len(cand_sets)) * plan_settings.cv_seeds)
 
-    # Final models: plan, Algorithm 1, single-task, pooled; `final_seeds` seeds each.
-    arms = {
-        "plan": tuple(sorted(data.task_index(t) for t in plan_set)),
-        "threshold": cand_sets[best],
-        "stl": (),
-        "pooled": tuple(src_idx),
-    }
+    try:
+        problem.evaluate({"selected": threshold_set})
+    except InfeasibleSolution as exc:
+        warnings.append(f"Algorithm 1's set (gamma {gamma:.3g}) breaks the constraints ({exc}); it is shown "
+                        "for comparison only")
+
+    # Candidates for the plan, each trained with `final_seeds` seeds and judged on validation only: the
+    # program's set, pooling, and the best-scored quarter, half and three quarters of the allowed sources
+    # (the surrogate's ranking can be right where its level is off). Then Algorithm 1, single-task.
+    candidates = _candidates(est, program_set, pool_set, can_pool, cons)
+    arms = {name: tuple(sorted(data.task_index(t) for t in members)) for name, members in candidates.items()}
+    arms.update({"threshold": cand_sets[best], "stl": (), "pooled": tuple(src_idx)})
     seed1 = est_settings.seed + 1299709
     jobs = [(name, subset, r) for name, subset in arms.items() for r in range(plan_settings.final_seeds)]
     res = runner.run(data, final_runs, [Job(s, r, subset_seed(seed1, s, r)) for _, s, r in jobs], seed1)
@@ -126,6 +148,31 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         rr = res[(s, r)]
         per_arm.setdefault(name, []).append(float(rr.test[metric]))
         val_arm.setdefault(name, []).append(float(rr.f))
+    val = {name: float(np.mean(v)) for name, v in val_arm.items()}
+    if est.separable or not can_pool:
+        chosen = min(candidates, key=lambda name: (val[name], name != "program"))
+        if can_pool and chosen != "all allowed" and val["all allowed"] - val[chosen] < POOL_MARGIN * abs(val["all allowed"]):
+            chosen = "all allowed"  # pooling is the baseline to beat: a set must beat it by a clear margin
+        plan_set = list(candidates[chosen])
+        if chosen != "program":
+            decision = (f"{chosen}: lowest validation loss among the candidate sets" if chosen != "all allowed"
+                        else "all allowed: no candidate beat pooling on validation by a clear margin")
+            warnings.append(f"the program's set ({len(program_set)} sources) had a higher validation loss than "
+                            f"{chosen} ({len(plan_set)} sources): {val['program']:.4g} against {val[chosen]:.4g}; "
+                            "the plan is the validated set")
+    else:
+        chosen = "all allowed"
+    per_arm["plan"], val_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen])
+    val["plan"] = val[chosen]
+    if val["plan"] > val["stl"]:
+        warnings.append(f"the plan lost to the target alone on validation (loss {val['plan']:.4g} against "
+                        f"{val['stl']:.4g}); training the target alone may be the safer choice")
+    candidate_report = [{"name": n, "size": len(m), "validation": val[n], "test": float(np.mean(per_arm[n]))}
+                        for n, m in candidates.items()]
+    program_test = float(np.mean(per_arm["program"]))
+    for name in candidates:
+        per_arm.pop(name, None)
+        val_arm.pop(name, None)
     test = {name: float(np.mean(v)) for name, v in per_arm.items()}
     test_sd = {name: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for name, v in per_arm.items()}
 
@@ -141,6 +188,13 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         "interval": est.interval,
         "surrogate": {
             "n_subsets": diag["n_subsets"],
+            "estimator": est.estimator,
+            "reliability": _num(diag.get("reliability")),
+            "reliability_of_f": _num(diag.get("reliability_of_f")),
+            "spearman_ceiling": _num(diag.get("spearman_ceiling")),
+            "spearman_sd": _num(diag.get("spearman_sd")),
+            "cv": diag.get("cv"),
+            "stopped": est.stopped,
             "spearman": _num(diag["spearman"]),
             "f1_transfer": _num(diag["f1_transfer"]),
             "mse": _num(diag["mse"]),
@@ -153,6 +207,14 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         },
         "test_sd": test_sd,
         "validation": {name: float(np.mean(v)) for name, v in val_arm.items()},
+        "program": {"selected": program_set, "predicted": result.objective, "status": result.status.value,
+                    "test": program_test, "validation": val["program"]},
+        "decision": decision,
+        "candidates": candidate_report,
+        "separable": est.separable,
+        "estimator_choice": est.estimator_choice,
+        "sample_counts": est.sample_counts,
+        "warnings": warnings,
         "threshold": {"gamma": gamma, "selected": threshold_set, "scores": {t: float(v) for t, v in zip(est.sources, theta1)},
                       "candidates": [{"gamma": g, "size": len(s), "validation": v} for g, s, v in zip(gammas, cand_sets, scores_g)]},
         "plan": {"status": result.status.value, "predicted": result.objective, "solver": result.solver},
@@ -163,10 +225,34 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         "constraints": constraints or {},
         "final_seeds": plan_settings.final_seeds,
         "models_trained": runner.trained,
+        "settings": {**{k: v for k, v in dataclasses.asdict(est_settings).items() if k not in ("batch_size", "executor")},
+                     "train": config.to_dict(), "final_seeds": plan_settings.final_seeds,
+                     "solver": plan_settings.solver, "time_limit": plan_settings.time_limit,
+                     "constraints": constraints or {}},
+        "version": __version__,
         "seconds": time.perf_counter() - t0,
     }
     extras = {"result": result, "problem": problem}
     return report, est, extras
+
+
+def _candidates(est, program_set: list[str], pool_set: list[str], can_pool: bool, cons: dict) -> dict[str, list[str]]:
+    """Named candidate sets for the validated plan, each within the constraints' size limits."""
+    must = [t for t in est.sources if t in set(cons.get("must_include", ()))]
+    ranked = [t for t in sorted(pool_set, key=lambda t: (est.scores[t], t)) if t not in must]
+    hi = cons.get("max_size")
+    lo = int(cons.get("min_size", 0))
+    out: dict[str, list[str]] = {"program": list(program_set)}
+    if can_pool:
+        out["all allowed"] = list(pool_set)
+    for frac in (0.25, 0.5, 0.75):
+        m = int(round(frac * len(ranked)))
+        members = must + ranked[:m]
+        if (hi is not None and len(members) > hi) or len(members) < lo or est.problem(cons).costs is not None:
+            continue
+        if sorted(members) not in [sorted(v) for v in out.values()]:
+            out[f"best {round(100 * frac)}%"] = members
+    return out
 
 
 def _num(x):
@@ -184,17 +270,25 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     ]
     sizes = {"plan": len(report["selected"]), "threshold": len(report["threshold"]["selected"]),
              "stl": 0, "pooled": len(report["scores"])}
-    labels = {"plan": "plan (program)", "threshold": f"Algorithm 1 (g={report['threshold']['gamma']:.3g})",
+    labels = {"plan": "plan",
+              "threshold": f"Algorithm 1 (g={report['threshold']['gamma']:.3g})",
               "stl": "single-task", "pooled": "pooled (all sources)"}
     for name in ("plan", "threshold", "stl", "pooled"):
         v = report["test"][name]
         mark = "  *" if round(v, 4) == best else ""
         rows.append(f"{labels[name]:<22}{sizes[name]:>6}  {v:>10.4f}  {report['test_sd'][name]:>8.4f}{mark}")
     s = report["surrogate"]
+    cv = s.get("cv") or {}
     rows.append(
-        f"surrogate ({s['kind']}, {s['n_subsets']} subsets, held-out {s['n_held_out']}): Spearman {_f(s['spearman'])}, "
-        f"transfer F1 {_f(s['f1_transfer'])}, MSE {_f(s['mse'], 3)} vs noise floor {_f(s['noise_floor'], 3)}"
+        f"surrogate ({s['kind']}, {s.get('estimator', 'retrain')} estimate, {s['n_subsets']} subsets, stopped: "
+        f"{s.get('stopped', 'fixed')}): reliability {_f(s.get('reliability'))} (Spearman ceiling "
+        f"{_f(s.get('spearman_ceiling'))}); {cv.get('repeats', 1)}x{cv.get('folds', '-')}-fold Spearman "
+        f"{_f(s['spearman'])} +- {_f(s.get('spearman_sd'))}, transfer F1 {_f(s['f1_transfer'])}, "
+        f"MSE {_f(s['mse'], 3)} vs seed noise {_f(s['noise_floor'], 3)}"
     )
+    if report.get("decision", "program") != "program":
+        rows.append(f"decision: {report['decision']} (the program chose {len(report['program']['selected'])} "
+                    f"sources)")
     rate = s.get("positive_transfer_rate")
     if rate in (0.0, 1.0):
         rows.append(f"  (every held-out subset {'beat' if rate == 1.0 else 'lost to'} the target alone, so transfer F1 "

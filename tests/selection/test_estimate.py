@@ -105,7 +105,7 @@ def _cfg(**kw):
 def _settings(**kw):
     from planner.selection.estimate import EstimateSettings
 
-    base = dict(alpha=2, n_subsets=15, n_boot=20, repeats=2, seed=0)
+    base = dict(alpha=2, n_subsets=15, n_boot=20, repeats=2, seed=0, estimator="retrain", replicate_subsets=3)
     base.update(kw)
     return EstimateSettings(**base)
 
@@ -115,7 +115,7 @@ def test_resume_trains_only_what_is_missing_and_gives_the_same_result(tmp_path, 
 
     store = str(tmp_path / "s.sqlite")
     full = estimate(small_data, "target", _settings(batch_size=4), _cfg(), store)
-    assert full.trained == 15 + 2 + 3  # subsets, single-task replicates, 3 noise subsets x 1 more seed
+    assert full.trained == 15 + 2 + 3  # subsets, single-task replicates, 3 replicate subsets x 1 more seed
     again = estimate(small_data, "target", _settings(batch_size=4), _cfg(), store)
     assert again.trained == 0
     # lose some rows, as a killed run would (whole batches are atomic; any subset may be missing)
@@ -157,7 +157,7 @@ def test_estimate_report_has_diagnostics_and_intervals(small_data):
     problem = parse_instance(inst, "est")  # a valid selection instance
     assert problem.baseline == pytest.approx(np.mean(est.stl_f))
     d = inst["meta"]["diagnostics"]
-    assert d["n_held_out"] + d["n_fit"] == 15 and d["n_held_out"] >= 3
+    assert d["n_fit"] == 15 and d["cv"] == {"folds": 5, "repeats": 10}
     assert d["noise_floor"] >= 0 and d["mse"] >= 0
     for t, (lo, hi) in est.interval.items():
         assert lo <= hi
@@ -223,6 +223,8 @@ def test_cli_plan_json_report_follows_the_contract(tmp_path, csv_path):
     assert {"schema", "target", "selected", "test", "metric", "higher_is_better", "scores", "interval", "surrogate",
             "seconds"} <= set(rep)
     assert set(rep["test"]) == {"plan", "stl", "pooled", "threshold"}
+    assert {"reliability", "estimator", "spearman", "n_subsets"} <= set(rep["surrogate"])
+    assert isinstance(rep["warnings"], list) and rep["version"] and rep["settings"]["seed"] == 0
     assert rep["metric"] == "accuracy" and rep["higher_is_better"] is True
     assert len(rep["selected"]) <= 3
     assert {"n_subsets", "spearman", "f1_transfer", "mse", "noise_floor"} <= set(rep["surrogate"])

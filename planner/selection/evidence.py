@@ -1,0 +1,120 @@
+"""How far to trust a selection: seed noise against real differences, held-out prediction, and the
+plain-word warnings every report carries.
+
+* ``reliability`` (:func:`planner.reliability.variance_components`): the share of the variance of a
+  single measurement of f(S) across subsets that is not seed noise, from replicate runs; it caps how
+  well any surrogate can rank unseen subsets (its Spearman ceiling).
+* Held-out figures come from repeated K-fold cross-validation over every sampled subset (the
+  single-task runs stay in every training fold, anchoring the intercept), not from one small split.
+* :func:`warnings_for` lists every reason not to trust a plan; :func:`separable` says whether the
+  runs can tell sources apart at all. When they cannot, the planner recommends pooling.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from planner.reliability import spearman
+
+MIN_RELIABILITY = 0.5  # below it, most of what a surrogate sees is seed noise
+MIN_SPEARMAN = 0.2  # held-out Spearman below it: no better than a guess at ranking unseen subsets
+RARE_SAMPLES = 3  # a source in fewer sampled subsets has no usable score
+
+
+@dataclass
+class CrossValidation:
+    folds: int
+    repeats: int
+    spearman: np.ndarray  # one per repeat
+    mse: np.ndarray
+    oof: np.ndarray  # out-of-fold predictions of the first repeat
+
+    @property
+    def spearman_mean(self) -> float:
+        return float(np.nanmean(self.spearman)) if len(self.spearman) else math.nan
+
+    @property
+    def spearman_sd(self) -> float:
+        return float(np.nanstd(self.spearman, ddof=1)) if len(self.spearman) > 1 else 0.0
+
+    @property
+    def mse_mean(self) -> float:
+        return float(np.mean(self.mse)) if len(self.mse) else math.nan
+
+
+def cross_validate(masks: np.ndarray, f: np.ndarray, anchor_X: np.ndarray, anchor_y: np.ndarray,
+                   fit: Callable[[np.ndarray, np.ndarray], Any], folds: int = 5, repeats: int = 10,
+                   seed: int = 0) -> CrossValidation:
+    """Repeated K-fold over the rows of ``masks`` (the sampled subsets); ``anchor_X/anchor_y`` (the
+    single-task runs) join every training fold and are never scored."""
+    n = len(f)
+    folds = max(2, min(folds, n))
+    sp, ms, first = [], [], None
+    for r in range(repeats):
+        order = np.random.default_rng([seed, 7919, r]).permutation(n)
+        pred = np.empty(n)
+        for i in range(folds):
+            held = order[i::folds]
+            train = np.ones(n, dtype=bool)
+            train[held] = False
+            model = fit(np.vstack([masks[train], anchor_X]), np.concatenate([f[train], anchor_y]))
+            pred[held] = model.predict(masks[held])
+        sp.append(spearman(pred, f))
+        ms.append(float(np.mean((pred - f) ** 2)))
+        if first is None:
+            first = pred.copy()
+    return CrossValidation(folds, repeats, np.asarray(sp), np.asarray(ms), first if first is not None else np.zeros(0))
+
+
+def separable(reliability: float, cv_spearman: float) -> bool:
+    """Can the runs tell sources apart? Reliability and held-out Spearman both clear their bars."""
+    ok_rel = not math.isfinite(reliability) or reliability >= MIN_RELIABILITY
+    return ok_rel and math.isfinite(cv_spearman) and cv_spearman >= MIN_SPEARMAN
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: float, cv_spearman_sd: float,
+                 sample_counts: dict[str, int], uncertain: Sequence[str], n_sources: int, surrogate_kind: str,
+                 fixed_size: bool, estimator: str) -> list[str]:
+    """Plain sentences, one per reason not to trust the estimate (the plan adds its own)."""
+    out: list[str] = []
+    if math.isfinite(reliability) and reliability < MIN_RELIABILITY:
+        out.append(
+            f"low reliability: only {_pct(reliability)} of the variation of f(S) across subsets is more than "
+            f"{'seed' if estimator == 'retrain' else 'estimator'} noise (the rest would change with another seed), "
+            f"so no surrogate can rank subsets well (Spearman ceiling {spearman_ceiling:.2f})")
+    elif not math.isfinite(reliability):
+        out.append("reliability unknown: no subset was measured twice, so seed noise cannot be told from real "
+                   "differences")
+    if not math.isfinite(cv_spearman) or cv_spearman < MIN_SPEARMAN:
+        shown = "undefined" if not math.isfinite(cv_spearman) else f"{cv_spearman:.2f} +- {cv_spearman_sd:.2f}"
+        out.append(f"the surrogate does not predict held-out subsets (cross-validated Spearman {shown}); its "
+                   "scores are not evidence about single sources")
+    never = [t for t, c in sample_counts.items() if c == 0]
+    rare = [t for t, c in sample_counts.items() if 0 < c < RARE_SAMPLES]
+    if never:
+        out.append(f"{len(never)} source(s) were never sampled and have no score or interval: "
+                   f"{', '.join(never[:8])}{' ...' if len(never) > 8 else ''}")
+    if rare:
+        out.append(f"{len(rare)} source(s) were sampled fewer than {RARE_SAMPLES} times; their scores rest on "
+                   f"almost nothing: {', '.join(rare[:8])}{' ...' if len(rare) > 8 else ''}")
+    if uncertain and len(uncertain) >= max(1, n_sources // 2):
+        out.append(f"{len(uncertain)} of {n_sources} sources have 90% intervals that straddle 0: whether they "
+                   "help or hurt cannot be told from these runs")
+    if surrogate_kind == "pairwise" and fixed_size:
+        out.append("pairwise terms from subsets of one size are identified only up to sum_j theta_ij = "
+                   "(alpha - 1) theta_i; single pair values are not findings")
+    return out
+
+
+def pooling_recommendation(separable_: bool) -> str | None:
+    if separable_:
+        return None
+    return ("the runs cannot separate the sources, so the plan is pooling (the target with every allowed "
+            "source), the baseline that is hard to beat when sources look alike; the scores below are not findings")

@@ -1,0 +1,105 @@
+"""Estimates that know their own noise: reliability from replicates, repeated cross-validation,
+warnings, no fake intervals, the estimator choice and adaptive effort."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.sampling import design
+from planner.selection.estimate import EstimateSettings, estimate, fit_estimate, gradient_usable
+
+
+def _fit(f_of, k=8, n=56, reps=20, seed=0, sources=None, subsets=None):
+    rng = np.random.default_rng(seed)
+    subsets = subsets or design(k, 3, n, seed=seed)
+    f = np.array([f_of(s, rng) for s in subsets])
+    groups = {tuple(s): [f[i], f_of(s, rng)] for i, s in enumerate(subsets[:reps])}
+    stl = [f_of((), rng) for _ in range(3)]
+    return fit_estimate("T", sources or [f"s{i}" for i in range(k)], subsets, f, stl, groups,
+                        EstimateSettings(n_boot=50, seed=seed, surrogate="linear"))
+
+
+def test_pure_seed_noise_is_low_reliability_with_warnings_and_not_separable():
+    est = _fit(lambda s, rng: 0.5 + rng.normal(0, 0.02))
+    assert est.diagnostics["reliability"] < 0.5
+    assert not est.separable
+    assert any(w.startswith("low reliability") for w in est.warnings)
+    assert any("does not predict held-out subsets" in w for w in est.warnings)
+
+
+def test_a_planted_linear_truth_is_reliable_and_ranked():
+    theta = np.linspace(-0.05, 0.05, 8)
+    est = _fit(lambda s, rng: 0.5 + theta[list(s)].sum() + rng.normal(0, 0.002))
+    assert est.diagnostics["reliability"] > 0.9 and est.separable and est.warnings == []
+    assert est.diagnostics["spearman"] > 0.8 and est.diagnostics["cv"] == {"folds": 5, "repeats": 10}
+    order = sorted(est.scores, key=est.scores.get)
+    assert order == [f"s{i}" for i in range(8)]
+
+
+def test_a_source_never_sampled_gets_no_interval_and_a_warning():
+    subsets = [s for s in design(8, 3, 56, seed=1) if 7 not in s]  # s7 never appears
+    est = _fit(lambda s, rng: 0.5 + 0.01 * len(s) + rng.normal(0, 0.001), subsets=subsets)
+    assert est.interval["s7"] is None and est.sample_counts["s7"] == 0
+    assert "s7" in est.uncertain
+    assert any("never sampled" in w and "s7" in w for w in est.warnings)
+    assert est.instance_dict()["meta"]["interval"]["s7"] is None
+
+
+def test_gradient_applies_to_binary_and_regression_with_the_builtin_network_only():
+    from planner_models.data import synthetic_classification
+    from planner_models.train import TrainConfig
+
+    binary = synthetic_classification(k=3, p=3, n_per_task=50, seed=0)
+    three = synthetic_classification(k=3, p=3, n_per_task=50, n_classes=3, seed=0)
+    assert gradient_usable(binary, TrainConfig())[0]
+    assert not gradient_usable(three, TrainConfig())[0]
+    assert not gradient_usable(binary, TrainConfig(model="x.py:f"))[0]
+
+
+@pytest.fixture(scope="module")
+def noise_case():
+    from planner_models.noise import label_noise_case
+
+    return label_noise_case("tv16", 8, seed=0, max_rows_per_task=200, min_rows_per_task=200)
+
+
+def test_gradient_estimate_ranks_flipped_sources_by_noise_rate(noise_case):
+    from planner.reliability import spearman
+    from planner_models.train import TrainConfig
+
+    data = noise_case.data
+    est = estimate(data, data.task_names[0], EstimateSettings(estimator="gradient", n_subsets=40, n_boot=0,
+                                                              gradient_seeds=2), TrainConfig(epochs=10))
+    assert est.estimator == "gradient" and est.trained == 0
+    rates = noise_case.rate_of()
+    assert spearman([est.scores[t] for t in rates], list(rates.values())) >= 0.6
+    assert 0.0 <= est.diagnostics["reliability"] <= 1.0
+
+
+def test_auto_measures_both_and_says_which_it_used(noise_case):
+    from planner_models.train import TrainConfig
+
+    data = noise_case.data
+    est = estimate(data, data.task_names[0], EstimateSettings(n_subsets=30, n_boot=0, gradient_seeds=2,
+                                                              replicate_subsets=5),
+                   TrainConfig(epochs=4, hidden=(8,)))
+    choice = est.estimator_choice
+    assert choice["asked"] == "auto" and est.estimator in ("gradient", "retrain")
+    assert {"gradient_reliability", "retrain_reliability", "agreement_spearman", "why"} <= set(choice)
+    assert choice["why"].startswith(est.estimator)
+
+
+def test_adaptive_retraining_stops_and_says_why(noise_case):
+    from planner_models.train import TrainConfig
+
+    data = noise_case.data
+    cfg = TrainConfig(epochs=3, hidden=(8,), patience=None)
+    timed = estimate(data, data.task_names[0], EstimateSettings(estimator="retrain", n_boot=0, replicate_subsets=4,
+                                                                time_budget=0.0), cfg)
+    assert timed.stopped == "time_budget" and len(timed.subsets) == 4 * 8  # one round
+    grown = estimate(data, data.task_names[0], EstimateSettings(estimator="retrain", n_boot=0, replicate_subsets=4),
+                     cfg)
+    assert grown.stopped in ("stable", "max_subsets") and len(grown.subsets) >= len(timed.subsets)
+    fixed = estimate(data, data.task_names[0], EstimateSettings(estimator="retrain", n_boot=0, replicate_subsets=4,
+                                                                n_subsets=20), cfg)
+    assert fixed.stopped == "fixed" and len(fixed.subsets) == 20
