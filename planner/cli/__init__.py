@@ -15,6 +15,7 @@ from planner.cli.batch import batch
 from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
+from planner.cli.output import mark_start
 from planner.cli.grouping import convert, group
 from planner.cli.selection import estimate, plan
 
@@ -24,6 +25,7 @@ from planner.cli.selection import estimate, plan
 def main() -> None:
     """Plan multitask learning: which source tasks to train with a target, which tasks share a
     network, and how many labels to buy per task, with provably optimal answers."""
+    mark_start()
 
 
 for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):

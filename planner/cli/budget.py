@@ -41,8 +41,8 @@ def _budgets(ctx, param, value):
 @click.option("--budgets", required=True, callback=_budgets, metavar="START:STOP:STEP",
               help="Budgets to sweep, START to STOP (included when hit) in steps of STEP, in money.")
 @solver_option("budget", help="auto: one DP pass for separable instances, HiGHS per budget for coupled ones.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-              help="Seconds per budget (the one-pass DP gets the total).")
+@time_limit_option(help="Seconds per budget (the one-pass DP gets the total); Ctrl-C stops early with the "
+                        "budgets solved so far.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), default=None,
               help="Write a CSV: budget, objective, one column of labels per task.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,

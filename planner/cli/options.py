@@ -33,6 +33,9 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from planner.cli.output import end_command, mark_start
+
+        mark_start(force=False)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -55,15 +58,26 @@ def handle_errors(fn):
             if os.environ.get("PLANNER_DEBUG"):
                 raise
             raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
+        finally:
+            end_command()
 
     return wrapper
 
 
-def time_limit_option(fn):
-    return click.option(
-        "--time-limit", type=click.FloatRange(min=0), default=None, metavar="S",
-        help="Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
-    )(fn)
+DEFAULT_TIME_LIMIT = 60.0  # seconds: every command that solves stops by then (the contract asks a finite default)
+
+
+def time_limit_option(fn=None, *, help: str | None = None):
+    """--time-limit S with the one finite default of every solving command (``DEFAULT_TIME_LIMIT``),
+    shown in --help. Use as ``@time_limit_option`` or ``@time_limit_option(help=...)``."""
+    text = help or ("Stop the solver after S seconds; the best plan found is reported with its gap "
+                    "(never as optimal). Ctrl-C stops it early the same way.")
+
+    def decorate(f):
+        return click.option("--time-limit", type=click.FloatRange(min=0), default=DEFAULT_TIME_LIMIT,
+                            show_default=True, metavar="S", help=text)(f)
+
+    return decorate if fn is None else decorate(fn)
 
 
 def solver_option(kind: str | None = None, help: str | None = None):

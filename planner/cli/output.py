@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
+
+_started: float | None = None
+
+
+def mark_start(force: bool = True) -> None:
+    """Start the command's wall clock (the ``planner`` group does, before any option is parsed; a
+    command run on its own starts it on entry)."""
+    global _started
+    if force or _started is None:
+        _started = time.perf_counter()
+
+
+def end_command() -> None:
+    global _started
+    _started = None
+
+
+def wall_seconds() -> float:
+    """Seconds since the command began: what ``seconds`` in a command's report means."""
+    if _started is None:
+        mark_start()
+    return time.perf_counter() - _started
 
 
 def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: list[str]) -> None:

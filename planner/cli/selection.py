@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from planner.cli.options import (
+    DEFAULT_TIME_LIMIT,
     build_constraints,
     check_constraint_ids,
     check_out_folder,
@@ -20,10 +21,11 @@ from planner.cli.options import (
     show_notes,
     solver_option,
     store_options,
+    time_limit_option,
     train_config,
     train_options,
 )
-from planner.cli.output import Progress
+from planner.cli.output import Progress, wall_seconds
 
 
 def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128):
@@ -75,6 +77,7 @@ def estimate(data_source, task_column, label_column, regression, seed, target, a
 @constraint_options
 @click.option("--final-seeds", type=click.IntRange(1), default=3, show_default=True, help="Seeds per final model.")
 @solver_option("selection")
+@time_limit_option
 @json_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None,
@@ -82,7 +85,7 @@ def estimate(data_source, task_column, label_column, regression, seed, target, a
 @click.option("--instance-out", type=click.Path(dir_okay=False), default=None, help="Also write the selection instance.")
 @handle_errors
 def plan(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats, surrogate,
-         n_boot, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, as_json, out, plot_dir, instance_out):
+         n_boot, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, time_limit, as_json, out, plot_dir, instance_out):
     """End to end: estimate, select (the program and Algorithm 1), train the final models and
     compare them on the target's test split with single-task and pooled training."""
     config = train_config(train)
@@ -98,23 +101,25 @@ def plan(data_source, task_column, label_column, regression, seed, target, alpha
     show_notes(data)
     run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
                      final_seeds, solver, store, cons, as_json, out, plot_dir, instance_out,
-                     source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
+                     time_limit=time_limit, source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
 
 
 def run_plan_command(data, target, settings, config, final_seeds, solver, store, cons, as_json, out, plot_dir,
-                     instance_out, source_info=None):
+                     instance_out, time_limit=DEFAULT_TIME_LIMIT, source_info=None):
     from planner.io import dumps_json, write_instance, write_json
     from planner.selection.plan import PlanSettings, comparison_table, run_plan
 
     bar = Progress("training models")
     try:
-        report, est, _extras = run_plan(data, target, settings, config, PlanSettings(final_seeds=final_seeds, solver=solver),
+        report, est, _extras = run_plan(data, target, settings, config, PlanSettings(final_seeds=final_seeds, solver=solver,
+                                                                                        time_limit=time_limit),
                                         store or ":memory:", cons or None, bar, bar.total,
                                         log=lambda s: None)
     finally:
         bar.close()
     if source_info:
         report["data"] = source_info
+    report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
     if out:
         write_json(out, report)
     if instance_out:

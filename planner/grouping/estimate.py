@@ -276,8 +276,12 @@ def build_instance(task_names: list[str], M: np.ndarray, settings: GroupSettings
 
 def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:",
               progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
-              instance_name: str = "group") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Estimate, solve, train the plan and the baselines; returns (report, instance mapping)."""
+              instance_name: str = "group", on_instance: Callable[[dict[str, Any]], None] | None = None,
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Estimate, solve, train the plan and the baselines; returns (report, instance mapping).
+
+    ``on_instance(instance)`` is called with the estimated instance before it is solved (the CLI writes
+    it then, so the affinities survive a solve or a final training that fails or is stopped)."""
     from planner.instance import parse_instance
     from planner.solve import solve
 
@@ -324,6 +328,8 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
                 "seed": settings.seed}
         instance = build_instance(names, M, settings, rows, instance_name, meta)
         problem = parse_instance(instance, source=instance_name)
+        if on_instance is not None:
+            on_instance(instance)
         t1 = time.perf_counter()
         result = solve(problem, settings.solver, settings.time_limit)
         stages["solve"] = time.perf_counter() - t1
