@@ -79,6 +79,12 @@ class SolverUnavailable(PlannerError):
     exit_code = 1
 
 
+class Interrupted(PlannerError):
+    """Ctrl-C during training: stopped after the batch in progress (exit 130, as shells report SIGINT)."""
+
+    exit_code = 130
+
+
 class InfeasibleSolution(PlannerError):
     """A returned solution fails the plain-Python check (a solver bug, never the user's fault)."""
 
