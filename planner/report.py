@@ -4,6 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 
+def gap_text(result: dict) -> str:
+    """The gap for people: in percent ("0%" when proven optimal), or "-" without a bound."""
+    gap = result.get("gap")
+    if gap is None:
+        return "- (no bound)"
+    pct = 100.0 * gap
+    if pct == 0:
+        return "0%"
+    return f"{pct:.3g}%" if pct >= 0.01 else f"{pct:.2e}%"
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return "-"
@@ -25,7 +36,7 @@ def result_summary(problem, result: dict) -> list[str]:
     lines = [
         f"instance:  {result['instance']} ({result['kind']})",
         f"status:    {result['status']}   solver: {result['solver']}   {result['seconds']:.3f} s",
-        f"objective: {_fmt(result['objective'])}   bound: {_fmt(result['bound'])}   gap: {_fmt(result.get('gap'))}",
+        f"objective: {_fmt(result['objective'])}   bound: {_fmt(result['bound'])}   gap: {gap_text(result)}",
     ]
     sol = result.get("solution")
     if not sol:

@@ -127,6 +127,8 @@ class SolveResult:
         }
         gap = self.gap
         out["gap"] = None if gap is None else round(gap, 12)
+        if gap is not None:  # the same gap in percent, where a bound exists
+            out["gap_percent"] = round(100.0 * gap, 6)
         if self.message:
             out["message"] = self.message
         out.update(self.extra)

@@ -8,6 +8,9 @@ Shared options live in :mod:`planner.cli.options`, the result tail and progress 
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from planner import __version__
@@ -25,7 +28,8 @@ from planner.cli.selection import estimate, plan
 def main() -> None:
     """Plan multitask learning: which source tasks to train with a target, which tasks share a
     network, and how many labels to buy per task, with provably optimal answers."""
-    mark_start()
+    # a process started as `planner ...` or `python -m planner ...` counts from its own start
+    mark_start(process=Path(sys.argv[0]).name in ("planner", "__main__.py"))
 
 
 for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):
