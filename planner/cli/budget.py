@@ -59,7 +59,10 @@ def whatif_command(instance, budgets, solver, time_limit, csv_out, plot_out, as_
     problem = load_instance(instance)
     if problem.kind != "budget":
         raise InstanceError(instance, "kind", f"whatif sweeps budget instances, this one is {problem.kind!r}")
-    result = whatif(problem, budgets, solver=solver, time_limit=time_limit)
+    from planner import interrupt
+
+    with interrupt.catching():  # Ctrl-C: the budget being solved reports its best, the rest get no plan
+        result = whatif(problem, budgets, solver=solver, time_limit=time_limit)
     code = result.exit_code
     if code == 0:
         # Render everything first, then write: a failure leaves no partial output behind.
