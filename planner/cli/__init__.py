@@ -18,7 +18,7 @@ from planner.cli.batch import batch
 from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
-from planner.cli.output import mark_start
+from planner.cli.output import mark_start, set_verbosity
 from planner.cli.grouping import convert, group
 from planner.cli.selection import estimate, plan
 
@@ -30,6 +30,7 @@ def main() -> None:
     network, and how many labels to buy per task, with provably optimal answers."""
     # a process started as `planner ...` or `python -m planner ...` counts from its own start
     mark_start(process=Path(sys.argv[0]).name in ("planner", "__main__.py"))
+    set_verbosity(1)
 
 
 for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):

@@ -140,6 +140,26 @@ def threads_option(fn):
     )(fn)
 
 
+def _verbosity(level):
+    def callback(ctx, param, value):
+        if value and not ctx.resilient_parsing:
+            from planner.cli.output import set_verbosity
+
+            set_verbosity(level)
+        return value
+
+    return callback
+
+
+def verbosity_options(fn):
+    """--quiet / --verbose on every command that trains (progress only; results are unchanged).
+    The default (a bar on a terminal, a line per 10% elsewhere) is set back at each command's start."""
+    fn = click.option("--verbose", is_flag=True, expose_value=False, callback=_verbosity(2),
+                      help="A progress line for every finished batch.")(fn)
+    return click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_verbosity(0),
+                        help="No progress output.")(fn)
+
+
 TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device")
 
 
@@ -154,7 +174,7 @@ def train_options(fn):
         kwargs["train"] = {key: kwargs.pop(key) for key in TRAIN_KEYS}
         return command(*args, **kwargs)
 
-    fn = threads_option(wrapper)
+    fn = verbosity_options(threads_option(wrapper))
     options = [
         click.option("--hidden", default="32", show_default=True, help="Hidden layer widths of the shared encoder, comma separated."),
         click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
