@@ -97,3 +97,29 @@ def test_wall_time_counts_from_the_process_start():
     time.sleep(0.05)
     assert 0.05 <= output.wall_seconds() < 5
     output.end_command()
+
+
+def test_progress_plain_lines_off_a_terminal_and_quiet():
+    import io
+    import re
+
+    from planner.cli import output
+
+    buf = io.StringIO()
+    bar = output.Progress("training models", stream=buf)
+    bar.total(20)
+    for _ in range(20):
+        bar(1)
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert all(re.match(r"^\d\d:\d\d:\d\d training models: \d+/20", ln) for ln in lines)
+    assert 3 <= len(lines) <= 12 and "20/20 (100%)" in lines[-1]  # about one per 10%, not one per model
+    output.set_verbosity(0)
+    try:
+        quiet = io.StringIO()
+        bar = output.Progress("x", stream=quiet)
+        bar.total(5)
+        bar(5)
+        assert quiet.getvalue() == ""
+    finally:
+        output.set_verbosity(1)
