@@ -248,7 +248,11 @@ def _write_result(item: Item, payload: dict[str, Any]) -> None:
 
 
 def _run_local(todo: list[Item], solver: str, time_limit: float | None, done: Callable[[Item, dict], None]) -> None:
+    from planner import interrupt
+
     for item in todo:
+        if interrupt.requested():  # Ctrl-C: the file being solved got its result; the rest wait for a rerun
+            break
         done(item, solve_file(str(item.path), item.rel, solver, time_limit))
 
 

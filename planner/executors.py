@@ -10,7 +10,14 @@ from __future__ import annotations
 import sys
 from typing import Callable, Sequence
 
-from planner.status import PlannerError
+from planner import interrupt
+from planner.status import Interrupted, PlannerError
+
+
+def _stop_if_requested(done: int, total: int) -> None:
+    """After a finished (and stored) batch: end the run when a stop was requested (Ctrl-C)."""
+    if interrupt.requested() and done < total:
+        raise Interrupted(f"{done} of {total} models")
 
 
 def train_jobs_local(kind, data, jobs: Sequence, batch_size: int, on_batch: Callable[[list], None],
@@ -20,6 +27,7 @@ def train_jobs_local(kind, data, jobs: Sequence, batch_size: int, on_batch: Call
         on_batch(kind.train(data, chunk))
         if progress is not None:
             progress(len(chunk))
+        _stop_if_requested(start + len(chunk), len(jobs))
 
 
 def _ray():
@@ -47,13 +55,19 @@ def train_jobs_ray(kind, data, jobs: Sequence, batch_size: int, on_batch: Callab
     for start in range(0, len(jobs), batch_size):
         chunk = list(jobs[start:start + batch_size])
         pending[remote.remote(kind, data_ref, chunk)] = chunk
+    finished = 0
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             chunk = pending.pop(ref)
             on_batch(ray.get(ref))
+            finished += len(chunk)
             if progress is not None:
                 progress(len(chunk))
+        if interrupt.requested() and pending:
+            for ref in pending:
+                ray.cancel(ref)
+            _stop_if_requested(finished, len(jobs))
 
 
 EXECUTORS = {"local": train_jobs_local, "ray": train_jobs_ray}

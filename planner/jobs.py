@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from planner import interrupt
 from planner.executors import EXECUTORS
-from planner.status import PlannerError, UsageError
+from planner.status import Interrupted, PlannerError, UsageError
 from planner.store import RunRecord, Store, subset_key
 
 
@@ -110,6 +111,14 @@ class JobRunner:
         self.store, self.executor, self.batch_size, self.progress = store, executor, batch_size, progress
         self.trained = 0
 
+    def _interrupted_message(self, done: str) -> str:
+        path = getattr(self.store, "path", ":memory:")
+        if path in (":memory:", ""):
+            kept = "without --store nothing is kept"
+        else:
+            kept = f"every finished model is kept in {path}: rerun with the same --store to train only the rest"
+        return f"interrupted: stopped after the batch in progress ({done} of this stage trained); {kept}"
+
     def study(self, data, kind, seed: int) -> str:
         return self.store.open_study(data.fingerprint(), kind.label(data), seed, kind.settings())
 
@@ -136,7 +145,12 @@ class JobRunner:
                 if pause:
                     time.sleep(pause)
 
-            EXECUTORS[self.executor](kind, data, todo, self.batch_size, write, self.progress)
+            # Ctrl-C: the executor stops after the batch in progress (every finished batch is stored)
+            try:
+                with interrupt.catching():
+                    EXECUTORS[self.executor](kind, data, todo, self.batch_size, write, self.progress)
+            except Interrupted as exc:
+                raise Interrupted(self._interrupted_message(str(exc))) from None
             self.trained += len(todo)
         index = {n: i for i, n in enumerate(names)}
         stored = {}

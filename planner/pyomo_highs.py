@@ -47,10 +47,13 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def solve_quietly(opt, model):
-    """``opt.solve(model)`` with HiGHS's own prints on stderr (:func:`stdout_to_stderr`)."""
-    with stdout_to_stderr():
-        return opt.solve(model)
+def solve_quietly(opt, model, **kwargs):
+    """``opt.solve(model)`` with HiGHS's own prints on stderr (:func:`stdout_to_stderr`); a stop
+    request (Ctrl-C, :mod:`planner.interrupt`) interrupts the HiGHS run inside it."""
+    from planner import interrupt
+
+    with stdout_to_stderr(), interrupt.highs_interruptible(lambda: getattr(opt, "_solver_model", None)):
+        return opt.solve(model, **kwargs)
 
 
 def _highs():
@@ -72,9 +75,12 @@ def run_highs(model, time_limit: float | None, sense: str, options: dict | None 
     """Solve ``model`` (a Pyomo ConcreteModel with one active objective) and load its solution."""
     from pyomo.contrib.appsi.base import TerminationCondition as TC
 
+    from planner import interrupt
+
     opt = _highs()
     opt.config.load_solution = False
     opt.config.stream_solver = bool((options or {}).get("verbose", False))
+    time_limit = interrupt.shortened(time_limit)
     if time_limit is not None:
         opt.config.time_limit = max(float(time_limit), 0.0)
     opt.config.mip_gap = 0.0

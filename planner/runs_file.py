@@ -218,6 +218,14 @@ class RunArrays:
         return [t for t, c in zip(self.sources, self.masks.sum(axis=0)) if c == 0]
 
 
+def _masks(subsets: Sequence[tuple[int, ...]], k: int) -> np.ndarray:
+    """0/1 indicator rows (the layout of ``planner.selection.surrogate.masks_from_subsets``)."""
+    out = np.zeros((len(subsets), k))
+    for r, s in enumerate(subsets):
+        out[r, list(s)] = 1.0
+    return out
+
+
 def _first_rows(group: np.ndarray, n: int) -> np.ndarray:
     first = np.full(n, -1, dtype=np.int64)
     for r in range(len(group) - 1, -1, -1):
@@ -237,8 +245,6 @@ def run_arrays(runs: Sequence[Run], sources: Sequence[str] | None = None) -> Run
     """:class:`RunArrays` of ``runs`` over ``sources`` (default: :func:`sources_of`). A run naming a
     task outside ``sources`` is a ``ValueError`` (read the file with the task list to get an
     :class:`InstanceError` instead)."""
-    from planner.selection.surrogate import masks_from_subsets
-
     sources = list(sources) if sources is not None else sources_of(runs)
     pos = {t: i for i, t in enumerate(sources)}
     if len(pos) != len(sources):
@@ -253,7 +259,7 @@ def run_arrays(runs: Sequence[Run], sources: Sequence[str] | None = None) -> Run
     group = np.array([index.setdefault(s, len(index)) for s in subsets], dtype=np.int64)
     return RunArrays(
         sources=sources,
-        masks=masks_from_subsets(subsets, len(sources)),
+        masks=_masks(subsets, len(sources)),
         f=np.array([r.loss for r in runs], dtype=float),
         seeds=np.array([r.seed for r in runs], dtype=np.int64),
         subsets=subsets,

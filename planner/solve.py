@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 
-from planner import registry
+from planner import interrupt, registry
 from planner.status import (
     InfeasibleSolution,
     PlannerError,
@@ -21,7 +21,15 @@ from planner.status import (
 
 
 def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
-    """Solve ``problem`` with the named backend (or the best available one for ``auto``)."""
+    """Solve ``problem`` with the named backend (or the best available one for ``auto``).
+
+    Ctrl-C (SIGINT) during the solve stops it within a few seconds and returns the best solution
+    found so far as an ordinary result (``feasible`` with its bound, or ``no_solution``);
+    a second Ctrl-C raises ``KeyboardInterrupt`` (:mod:`planner.interrupt`)."""
+    return interrupt.run(_solve, problem, solver, time_limit, options)
+
+
+def _solve(problem, solver: str, time_limit: float | None, options: dict | None) -> SolveResult:
     options = dict(options or {})
     kind = problem.kind
     available = registry.backend_names(kind)
@@ -38,6 +46,8 @@ def solve(problem, solver: str = "auto", time_limit: float | None = None, option
     notes: list[str] = []
     start = time.perf_counter()
     for name in order:
+        if notes and interrupt.requested():  # a stop request ends the search: no further backend
+            break
         try:
             spec = registry.backend_spec(kind, name)
             if not registry.is_installed(spec):
@@ -58,9 +68,16 @@ def solve(problem, solver: str = "auto", time_limit: float | None = None, option
             continue
         result.solver = result.solver or name
         result.seconds = time.perf_counter() - start
+        if interrupt.requested():
+            notes.append("stopped on request (Ctrl-C): the best solution found so far")
+            result.extra.setdefault("interrupted", True)
         if notes:
             result.message = "; ".join(notes + ([result.message] if result.message else []))
         return _verified(problem, result)
+    if interrupt.requested():
+        return SolveResult(SolveStatus.NO_SOLUTION, solver=solver, seconds=time.perf_counter() - start,
+                           message="; ".join(notes + ["stopped on request (Ctrl-C) before any solution"]),
+                           extra={"interrupted": True})
     raise SolverUnavailable("no backend could solve this instance: " + "; ".join(notes))
 
 

@@ -79,6 +79,12 @@ class SolverUnavailable(PlannerError):
     exit_code = 1
 
 
+class Interrupted(PlannerError):
+    """Ctrl-C during training: stopped after the batch in progress (exit 130, as shells report SIGINT)."""
+
+    exit_code = 130
+
+
 class InfeasibleSolution(PlannerError):
     """A returned solution fails the plain-Python check (a solver bug, never the user's fault)."""
 
@@ -121,6 +127,8 @@ class SolveResult:
         }
         gap = self.gap
         out["gap"] = None if gap is None else round(gap, 12)
+        if gap is not None:  # the same gap in percent, where a bound exists
+            out["gap_percent"] = round(100.0 * gap, 6)
         if self.message:
             out["message"] = self.message
         out.update(self.extra)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner import interrupt
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def solve_brute(problem: "BudgetProblem", time_limit: float | None, options: dic
     best_value, best_n = -np.inf, None
     stopped = False
     for first in range(0, total, CHUNK):
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        if (time_limit is not None and time.perf_counter() - start > time_limit) or interrupt.requested():
             stopped = True
             break
         flat = np.arange(first, min(total, first + CHUNK), dtype=np.int64)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from planner import interrupt
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def dp_table(problem: "BudgetProblem", budget: float | None = None, deadline: fl
     values = np.zeros(size)
     choices: list[np.ndarray | None] = []
     for task, step in zip(problem.tasks, units.costs):
-        if deadline is not None and time.perf_counter() > deadline:
+        if (deadline is not None and time.perf_counter() > deadline) or interrupt.requested():
             raise _Stopped()
         cap = units.capacity // step
         if task.max is not None:
@@ -219,7 +220,8 @@ def solve_dp(problem: "BudgetProblem", time_limit: float | None, options: dict) 
         result = SolveResult(
             status=SolveStatus.FEASIBLE,
             solution=problem.solution(n),
-            message=f"time limit reached while building the DP table; reporting the {name} baseline",
+            message=f"{'stopped on request' if interrupt.requested() else 'time limit reached'} while building "
+                    f"the DP table; reporting the {name} baseline",
         )
         if options.get("baselines", True):
             result.extra["baselines"] = table

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner import interrupt
 from planner.pyomo_highs import solve_quietly
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
@@ -261,6 +262,9 @@ def solve_highs(problem: "BudgetProblem", time_limit: float | None, options: dic
     seen: set[tuple[int, ...]] = set()
     status, message, rounds = None, "", 0
     for rounds in range(1, max_rounds + 1):
+        if interrupt.requested():
+            status, message = SolveStatus.FEASIBLE, "stopped on request (Ctrl-C)"
+            break
         if time_limit is not None:
             left = time_limit - (time.perf_counter() - start)
             if left <= 0:

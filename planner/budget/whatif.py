@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from planner import interrupt
 from planner.status import PlannerError, SolveStatus, SolverUnavailable
 
 MAX_BUDGETS = 100_000
@@ -151,6 +152,12 @@ def whatif(problem, budgets: Sequence[float], solver: str = "auto", time_limit: 
     options.setdefault("baselines", False)
     statuses, objectives, allocations, spent, used = [], [], [], [], set()
     for b in budgets:
+        if interrupt.requested():  # Ctrl-C: the budgets not reached get no plan
+            statuses.append(SolveStatus.NO_SOLUTION)
+            objectives.append(None)
+            allocations.append(None)
+            spent.append(None)
+            continue
         res = solve(problem.with_budget(b), solver=solver, time_limit=time_limit, options=options)
         used.add(res.solver)
         statuses.append(res.status)

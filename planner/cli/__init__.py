@@ -8,6 +8,9 @@ Shared options live in :mod:`planner.cli.options`, the result tail and progress 
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from planner import __version__
@@ -15,6 +18,7 @@ from planner.cli.batch import batch
 from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
+from planner.cli.output import mark_start, set_verbosity
 from planner.cli.grouping import convert, group
 from planner.cli.selection import estimate, plan
 
@@ -24,6 +28,9 @@ from planner.cli.selection import estimate, plan
 def main() -> None:
     """Plan multitask learning: which source tasks to train with a target, which tasks share a
     network, and how many labels to buy per task, with provably optimal answers."""
+    # a process started as `planner ...` or `python -m planner ...` counts from its own start
+    mark_start(process=Path(sys.argv[0]).name in ("planner", "__main__.py"))
+    set_verbosity(1)
 
 
 for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):

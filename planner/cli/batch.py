@@ -34,10 +34,13 @@ def batch(directory, outdir, jobs, executor, solver, time_limit, force, as_json)
 
     if executor == "local" and jobs > 1:
         raise CLIError("--executor local solves one instance at a time; use --executor process with --jobs", 2)
+    from planner import interrupt
+
     bar = Progress("solving instances")
     try:
-        report = run_batch(directory, outdir, jobs=jobs, executor=executor, solver=solver, time_limit=time_limit,
-                           force=force, on_total=bar.total, progress=bar)
+        with interrupt.catching():  # Ctrl-C: the instance being solved reports its best, the rest wait
+            report = run_batch(directory, outdir, jobs=jobs, executor=executor, solver=solver, time_limit=time_limit,
+                               force=force, on_total=bar.total, progress=bar)
     finally:
         bar.close()
     if as_json:

@@ -41,8 +41,8 @@ def _budgets(ctx, param, value):
 @click.option("--budgets", required=True, callback=_budgets, metavar="START:STOP:STEP",
               help="Budgets to sweep, START to STOP (included when hit) in steps of STEP, in money.")
 @solver_option("budget", help="auto: one DP pass for separable instances, HiGHS per budget for coupled ones.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-              help="Seconds per budget (the one-pass DP gets the total).")
+@time_limit_option(help="Seconds per budget (the one-pass DP gets the total); Ctrl-C stops early with the "
+                        "budgets solved so far.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), default=None,
               help="Write a CSV: budget, objective, one column of labels per task.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
@@ -59,7 +59,10 @@ def whatif_command(instance, budgets, solver, time_limit, csv_out, plot_out, as_
     problem = load_instance(instance)
     if problem.kind != "budget":
         raise InstanceError(instance, "kind", f"whatif sweeps budget instances, this one is {problem.kind!r}")
-    result = whatif(problem, budgets, solver=solver, time_limit=time_limit)
+    from planner import interrupt
+
+    with interrupt.catching():  # Ctrl-C: the budget being solved reports its best, the rest get no plan
+        result = whatif(problem, budgets, solver=solver, time_limit=time_limit)
     code = result.exit_code
     if code == 0:
         # Render everything first, then write: a failure leaves no partial output behind.
@@ -120,7 +123,7 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
     from planner.budget.estimate import BudgetEstimateSettings, estimate_budget, parse_costs
     from planner.instance import parse_instance
     from planner.io import write_instance
-    from planner.report import result_summary
+    from planner.report import result_summary, weight_warnings
     from planner.solve import solve as run_solve
 
     # cross-entropy for classes: a floor at 0 caps the fitted curves (the negative margin has none)
@@ -154,8 +157,11 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
     result = run_solve(problem, solver=solver, time_limit=time_limit)
     payload = result.to_dict(problem.name, problem.kind)
     summary = [] if as_json else _estimate_lines(est) + result_summary(problem, payload)
+    warnings = weight_warnings({t.id: t.weight for t in problem.tasks})  # the text summary shows them too
     if as_json:
         payload["estimate"] = est.to_dict()
+        if warnings:
+            payload["warnings"] = [w.removeprefix("warning: ") for w in warnings]
     emit_result(payload, as_json, out, summary)
     if instance_out and not as_json:
         click.echo(f"wrote {instance_out}", err=True)
@@ -187,8 +193,10 @@ def _estimate_lines(est) -> list[str]:
     return lines
 
 
+
 def _print_table(result) -> None:
     from planner.budget.whatif import _num
+    from planner.report import collapse_zero_rows
 
     ids = list(result.task_ids)
     head = ["budget", "objective", *ids]
@@ -196,6 +204,7 @@ def _print_table(result) -> None:
     for b, obj, alloc in zip(result.budgets, result.objectives, result.allocations):
         rows.append([_num(b), "-" if obj is None else f"{obj:.6g}", *(["-"] * len(ids) if alloc is None else
                                                                          [str(alloc[t]) for t in ids])])
+    rows = collapse_zero_rows(rows)  # budgets that buy nothing: one row
     widths = [max(len(r[k]) for r in rows + [head]) for k in range(len(head))]
     for r in [head] + rows:
         click.echo("  ".join(c.rjust(w) for c, w in zip(r, widths)))

@@ -23,7 +23,7 @@ from planner.cli.options import (
     train_config,
     train_options,
 )
-from planner.cli.output import Progress
+from planner.cli.output import Progress, wall_seconds
 from planner.grouping.estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
 
 
@@ -169,18 +169,25 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
                              solver=solver, time_limit=time_limit, lookahead_lr=lookahead_lr,
                              executor=executor, batch_size=models_per_batch)
     show_notes(data)
+    source = {"source": data_source, "task_column": task_column, "label_column": label_column,
+              "regression": regression, "seed": seed}
+
+    def save_instance(instance: dict) -> None:
+        # written before the solve: the affinities cost the training, a failed or stopped solve keeps them
+        instance.setdefault("meta", {})["data"] = source
+        if instance_out:
+            write_instance(instance_out, instance)
+            click.echo(f"wrote {instance_out}", err=True)
+
     bar = Progress("training models")
     try:
         report, instance = run_group(data, settings, config, store or ":memory:", bar, bar.total,
-                                     instance_name=Path(instance_out).stem if instance_out else "group")
+                                     instance_name=Path(instance_out).stem if instance_out else "group",
+                                     on_instance=save_instance)
     finally:
         bar.close()
-    report["data"] = {"source": data_source, "task_column": task_column, "label_column": label_column,
-                      "regression": regression, "seed": seed}
-    instance.setdefault("meta", {})["data"] = report["data"]
-    if instance_out:
-        write_instance(instance_out, instance)
-        click.echo(f"wrote {instance_out}", err=True)
+    report["data"] = source
+    report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
     if report_out:
         write_json(report_out, report)
     if as_json:

@@ -33,6 +33,9 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from planner.cli.output import end_command, mark_start
+
+        mark_start(force=False)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -59,6 +62,8 @@ def handle_errors(fn):
             raise CLIError(f"{where}{exc.strerror or exc}", 1) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
             _internal_error(exc)
+        finally:
+            end_command()
 
     return wrapper
 
@@ -69,11 +74,20 @@ def _internal_error(exc: Exception):
     raise CLIError(f"internal error ({type(exc).__name__}): {exc} (set PLANNER_DEBUG=1 for details)", 1) from None
 
 
-def time_limit_option(fn):
-    return click.option(
-        "--time-limit", type=click.FloatRange(min=0), default=None, metavar="S",
-        help="Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
-    )(fn)
+DEFAULT_TIME_LIMIT = 60.0  # seconds: every command that solves stops by then (the contract asks a finite default)
+
+
+def time_limit_option(fn=None, *, help: str | None = None):
+    """--time-limit S with the one finite default of every solving command (``DEFAULT_TIME_LIMIT``),
+    shown in --help. Use as ``@time_limit_option`` or ``@time_limit_option(help=...)``."""
+    text = help or ("Stop the solver after S seconds; the best plan found is reported with its gap "
+                    "(never as optimal). Ctrl-C stops it early the same way.")
+
+    def decorate(f):
+        return click.option("--time-limit", type=click.FloatRange(min=0), default=DEFAULT_TIME_LIMIT,
+                            show_default=True, metavar="S", help=text)(f)
+
+    return decorate if fn is None else decorate(fn)
 
 
 def solver_option(kind: str | None = None, help: str | None = None):
@@ -140,6 +154,26 @@ def threads_option(fn):
     )(fn)
 
 
+def _verbosity(level):
+    def callback(ctx, param, value):
+        if value and not ctx.resilient_parsing:
+            from planner.cli.output import set_verbosity
+
+            set_verbosity(level)
+        return value
+
+    return callback
+
+
+def verbosity_options(fn):
+    """--quiet / --verbose on every command that trains (progress only; results are unchanged).
+    The default (a bar on a terminal, a line per 10% elsewhere) is set back at each command's start."""
+    fn = click.option("--verbose", is_flag=True, expose_value=False, callback=_verbosity(2),
+                      help="A progress line for every finished batch.")(fn)
+    return click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_verbosity(0),
+                        help="No progress output.")(fn)
+
+
 TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device",
               "model")
 
@@ -155,7 +189,7 @@ def train_options(fn):
         kwargs["train"] = {key: kwargs.pop(key) for key in TRAIN_KEYS}
         return command(*args, **kwargs)
 
-    fn = threads_option(wrapper)
+    fn = verbosity_options(threads_option(wrapper))
     options = [
         click.option("--hidden", default="32", show_default=True, help="Hidden layer widths of the shared encoder, comma separated."),
         click.option("--epochs", type=click.IntRange(1), default=20, show_default=True),
@@ -186,6 +220,13 @@ def estimate_options(fn):
         click.option("--repeats", type=click.IntRange(2), default=3, show_default=True, help="Seeds of the single-task model (noise floor)."),
         click.option("--surrogate", type=click.Choice(["auto", "linear", "pairwise"]), default="auto", show_default=True),
         click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=200, show_default=True, help="Bootstrap refits for intervals."),
+        click.option("--estimator", type=click.Choice(["auto", "retrain", "gradient"]), default="auto", show_default=True,
+                     help="How f(S) is measured: retrain one model per subset, the gradient estimate (one network on "
+                          "all tasks, a linearised fit per subset), or auto: both on the replicate design, the more "
+                          "reliable one kept (the report says which and why)."),
+        click.option("--time-budget", type=click.FloatRange(min=0), default=None, metavar="S",
+                     help="Retraining without --subsets adds subsets in rounds until the selected set is stable; "
+                          "stop adding after S seconds."),
     ]
     for opt in reversed(options):
         fn = opt(fn)

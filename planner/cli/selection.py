@@ -7,6 +7,7 @@ import click
 
 from planner.cli.options import (
     CLIError,
+    DEFAULT_TIME_LIMIT,
     build_constraints,
     check_constraint_ids,
     check_out_folder,
@@ -21,17 +22,20 @@ from planner.cli.options import (
     show_notes,
     solver_option,
     store_options,
+    time_limit_option,
     train_config,
     train_options,
 )
-from planner.cli.output import Progress
+from planner.cli.output import Progress, wall_seconds
 
 
-def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128):
+def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128, estimator="auto",
+              time_budget=None):
     from planner.selection.estimate import EstimateSettings
 
     return EstimateSettings(alpha=alpha, n_subsets=subsets, seed=seed, repeats=repeats, surrogate=surrogate,
-                            n_boot=n_boot, executor=executor, batch_size=models_per_batch)
+                            n_boot=n_boot, executor=executor, batch_size=models_per_batch,
+                            estimator=estimator, time_budget=time_budget)
 
 
 @click.command()
@@ -46,7 +50,7 @@ def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models
               help="Selection instance to write (JSON, or YAML by suffix).")
 @handle_errors
 def estimate(data_source, task_column, label_column, regression, seed, runs_file, target, alpha, subsets, repeats,
-             surrogate, n_boot, store, executor, models_per_batch, train, out):
+             surrogate, n_boot, estimator, time_budget, store, executor, models_per_batch, train, out):
     """Train models on sampled source subsets and fit a surrogate of the target's loss; write a
     selection instance holding the surrogate, the single-task baseline and the diagnostics.
     With --runs, fit the same surrogate from runs made elsewhere."""
@@ -57,7 +61,7 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
         if data_source is not None:
             raise CLIError("give either --data (train here) or --runs (runs made elsewhere), not both", 2)
         _estimate_from_runs(runs_file, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor,
-                                                         models_per_batch), out)
+                                                         models_per_batch, estimator, time_budget), out)
         return
     missing = [name for name, v in (("--data", data_source), ("--task-column", task_column),
                                     ("--label-column", label_column)) if v is None]
@@ -70,7 +74,8 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
     check_out_folder(out)
     bar = Progress("training subset models")
     try:
-        est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
+        est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch, estimator,
+                                                   time_budget), config,
                            store or ":memory:", None, bar, bar.total)
     finally:
         bar.close()
@@ -90,6 +95,7 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
 @constraint_options
 @click.option("--final-seeds", type=click.IntRange(1), default=3, show_default=True, help="Seeds per final model.")
 @solver_option("selection")
+@time_limit_option
 @json_option
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here.")
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None,
@@ -97,7 +103,7 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
 @click.option("--instance-out", type=click.Path(dir_okay=False), default=None, help="Also write the selection instance.")
 @handle_errors
 def plan(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats, surrogate,
-         n_boot, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, as_json, out, plot_dir, instance_out):
+         n_boot, estimator, time_budget, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, time_limit, as_json, out, plot_dir, instance_out):
     """End to end: estimate, select (the program and Algorithm 1), train the final models and
     compare them on the target's test split with single-task and pooled training."""
     config = train_config(train)
@@ -111,25 +117,30 @@ def plan(data_source, task_column, label_column, regression, seed, target, alpha
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     show_notes(data)
-    run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
+    run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch, estimator,
+                                                   time_budget), config,
                      final_seeds, solver, store, cons, as_json, out, plot_dir, instance_out,
-                     source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
+                     time_limit=time_limit, source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
 
 
 def run_plan_command(data, target, settings, config, final_seeds, solver, store, cons, as_json, out, plot_dir,
-                     instance_out, source_info=None):
+                     instance_out, time_limit=DEFAULT_TIME_LIMIT, source_info=None, truth=None):
     from planner.io import dumps_json, write_instance, write_json
     from planner.selection.plan import PlanSettings, comparison_table, run_plan
 
     bar = Progress("training models")
     try:
-        report, est, _extras = run_plan(data, target, settings, config, PlanSettings(final_seeds=final_seeds, solver=solver),
+        report, est, _extras = run_plan(data, target, settings, config, PlanSettings(final_seeds=final_seeds, solver=solver,
+                                                                                        time_limit=time_limit),
                                         store or ":memory:", cons or None, bar, bar.total,
                                         log=lambda s: None)
     finally:
         bar.close()
     if source_info:
         report["data"] = source_info
+    if truth:
+        report["truth"] = truth_check(report, truth)
+    report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
     if out:
         write_json(out, report)
     if instance_out:
@@ -146,6 +157,12 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
     else:
         for line in comparison_table(report):
             click.echo(line)
+        if truth:
+            t = report["truth"]
+            click.echo(f"truth: sources ranked by score against their true flip rates: Spearman "
+                       f"{fmt(t['spearman_scores_vs_rates'])}; the plan kept {t['harmful_kept']} of "
+                       f"{t['harmful']} harmful sources (rate >= 0.25) and {t['helpful_kept']} of {t['helpful']} "
+                       "helpful ones")
         click.echo(f"({report['seconds']:.1f} s)")
 
 
@@ -161,3 +178,17 @@ def _estimate_from_runs(runs_file, target, settings, out) -> None:
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets from {runs_file}, "
                f"surrogate {d['surrogate']}, held-out Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
+
+
+def truth_check(report: dict, rates: dict[str, float]) -> dict:
+    """Hold a plan against known flip rates: rank agreement of the scores and what the plan kept."""
+    from planner.reliability import spearman
+
+    names = [t for t in rates if t in report["scores"]]
+    chosen = set(report["selected"])
+    return {"noise_rates": rates,
+            "spearman_scores_vs_rates": spearman([report["scores"][t] for t in names], [rates[t] for t in names]),
+            "harmful": sum(rates[t] >= 0.25 for t in names),
+            "harmful_kept": sum(rates[t] >= 0.25 and t in chosen for t in names),
+            "helpful": sum(rates[t] < 0.25 for t in names),
+            "helpful_kept": sum(rates[t] < 0.25 and t in chosen for t in names)}

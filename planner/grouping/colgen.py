@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from planner import interrupt
 from planner.grouping.common import Clock, PartitionMaster, new_highs, result_from_chosen
 from planner.grouping.pricing import price_exact
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
@@ -284,7 +285,7 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
         rounds += 1
         z_lp, pi, mu, art_cols = rmp.solve_lp()
         art = float(np.max(art_cols)) if n else 0.0
-        if stop_at is not None and clock.elapsed() >= stop_at:
+        if (stop_at is not None and clock.elapsed() >= stop_at) or interrupt.requested():
             break
         cols = price_heuristic(V, pi, mu, per_round, rng)
         if not cols:
@@ -305,7 +306,7 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
             if not cols and ub <= EPS and done:
                 converged = True
                 break
-            if not cols:  # time ran out inside exact pricing
+            if not cols:  # time ran out inside exact pricing, or a stop was requested
                 break
         for rc, m in cols:
             rmp.add(m, V.value(_members(m, n)))
@@ -313,7 +314,11 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     if converged and art > 1e-7:
         return SolveResult(SolveStatus.INFEASIBLE, solver="highs",
                            message=message + "; the linear relaxation has no partition meeting max_groups")
-    left = clock.left()
+    stopped = interrupt.requested()
+    if stopped:
+        message += "; stopped on request (Ctrl-C)"
+    # after a stop request: a last short integer master over the columns found (a second Ctrl-C ends it)
+    left = interrupt.shortened(clock.left(), grace=2.0)
     ip_status, chosen, _ = rmp.solve_ip(left, start=heur_masks or None, abs_gap=1e-9)
     ip_opt = ip_status == rmp.hs.HighsModelStatus.kOptimal
     z_ip = float(sum(rmp.values[rmp.index[m]] for m in chosen)) if chosen else -math.inf
@@ -330,7 +335,7 @@ def solve_partition_colgen(problem, clock: Clock, options: dict) -> SolveResult:
     proven = False
     gap = z_lp - inc_val if inc_masks else math.inf
     left = clock.left()
-    if (converged and method != "mip" and inc_masks and math.isfinite(gap)
+    if (converged and not stopped and method != "mip" and inc_masks and math.isfinite(gap)
             and inc_val < best_bound - OPT_REL_TOL * max(1.0, abs(best_bound))
             and (left is None or left > 1.0)):
         thr = -(max(gap, 0.0) + Kb * (EPS + max(0.0, -mu))) - 1e-9  # (m - K) mu <= K max(0, -mu)
@@ -511,7 +516,8 @@ class _ScaledPricing:
         h.setOptionValue("mip_improving_solution_save", True)
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
         h.passModel(lp)
-        h.run()
+        with interrupt.highs_interruptible(h):
+            h.run()
         ms = h.getModelStatus()
         info = h.getInfo()
         S = highspy.HighsModelStatus

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from planner import interrupt
 from planner.pyomo_highs import stdout_to_stderr  # noqa: F401 (also imported from here)
 from planner.status import SolveResult, SolveStatus
 
@@ -46,7 +47,8 @@ class Clock:
         return max(0.0, self.limit - self.elapsed())
 
     def over(self) -> bool:
-        return self.limit is not None and self.elapsed() >= self.limit
+        """True once the limit has passed or a stop was requested (Ctrl-C, :mod:`planner.interrupt`)."""
+        return (self.limit is not None and self.elapsed() >= self.limit) or interrupt.requested()
 
 
 def new_highs():
@@ -133,7 +135,8 @@ class PartitionMaster:
             sol.col_value = list(vals)
             sol.value_valid = True
             h.setSolution(sol)
-        h.run()
+        with interrupt.highs_interruptible(h):
+            h.run()
         status = h.getModelStatus()
         info = h.getInfo()
         chosen = []

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from planner import interrupt
 from planner.grouping.common import Clock, new_highs, result_from_chosen
 from planner.status import SolveResult, SolveStatus
 
@@ -62,11 +63,12 @@ def solve_cover_direct(problem, cands, clock: Clock, options: dict) -> SolveResu
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
     h.setOptionValue("threads", int(options.get("threads", 1)))
-    left = clock.left()
+    left = interrupt.shortened(clock.left())
     if left is not None:
         h.setOptionValue("time_limit", max(left, 0.01))
     h.passModel(lp)
-    h.run()
+    with interrupt.highs_interruptible(h):
+        h.run()
     status, has, bound = _map_highs(h)
     msg = f"highs: {h.modelStatusToString(h.getModelStatus())}"
     if not has:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from planner import interrupt
 from planner.grouping.common import Clock, result_from_chosen
 from planner.scaling import exact_integer_scale
 from planner.scaling import map_cpsat_status as _status_map
@@ -97,7 +98,7 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
     model.Maximize(sum(c * v for c, v in obj))
     err = err_terms * max_err / scale * problem.scale
     solver = _solver(cp_model, clock, options)
-    code = solver.Solve(model)
+    code = interrupt.cpsat_solve(solver, model)
     has = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     status = _status_map(cp_model, code, has)
     notes.insert(0, f"cp-sat {solver.StatusName(code)}; objective scaled by {scale:g}, rounding error <= {err:.3g}")
@@ -217,7 +218,7 @@ def _solve_slots(problem, clock: Clock, options: dict) -> SolveResult:
     # rounding: each group's exact value is within (pairs * err_entry + 1 floor unit) / scale
     err = (n * (n - 1) * err_entry + K) / scale * problem.scale
     solver = _solver(cp_model, clock, options)
-    code = solver.Solve(model)
+    code = interrupt.cpsat_solve(solver, model)
     has = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     status = _status_map(cp_model, code, has)
     msg = f"cp-sat slots {solver.StatusName(code)}; objective scaled by {scale:g}, rounding error <= {err:.3g}"

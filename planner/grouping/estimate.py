@@ -309,8 +309,12 @@ def build_instance(task_names: list[str], M: np.ndarray, settings: GroupSettings
 
 def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:",
               progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
-              instance_name: str = "group") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Estimate, solve, train the plan and the baselines; returns (report, instance mapping)."""
+              instance_name: str = "group", on_instance: Callable[[dict[str, Any]], None] | None = None,
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Estimate, solve, train the plan and the baselines; returns (report, instance mapping).
+
+    ``on_instance(instance)`` is called with the estimated instance before it is solved (the CLI writes
+    it then, so the affinities survive a solve or a final training that fails or is stopped)."""
     from planner.instance import parse_instance
     from planner.solve import solve
 
@@ -357,6 +361,8 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
                 "seed": settings.seed}
         instance = build_instance(names, M, settings, rows, instance_name, meta)
         problem = parse_instance(instance, source=instance_name)
+        if on_instance is not None:
+            on_instance(instance)
         t1 = time.perf_counter()
         result = solve(problem, settings.solver, settings.time_limit)
         stages["solve"] = time.perf_counter() - t1
@@ -404,6 +410,8 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
         "objective": result.objective,
         "bound": result.bound,
         "solver": result.solver,
+        "gap": result.gap,
+        "gap_percent": None if result.gap is None else round(100.0 * result.gap, 6),
         "metric": metric,
         "higher_is_better": bool(data.n_classes),
         "test": test,
@@ -413,10 +421,30 @@ def run_group(data, settings: GroupSettings, config, store_path: str = ":memory:
         "estimate": info,
         "final_seeds": settings.final_seeds,
         "models_trained": trained,
+        "verdict": verdict(aggregate, bool(data.n_classes)),
         "seconds_by_stage": {k: round(v, 3) for k, v in stages.items()},
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return report, instance
+
+
+def verdict(aggregate: dict[str, float], higher_is_better: bool, tol: float = 1e-9) -> dict[str, str]:
+    """Whether the plan's mean test metric beats each baseline: "better", "worse" or "tie"."""
+    out = {}
+    for key in ("all_in_one", "stl"):
+        diff = aggregate["plan"] - aggregate[key]
+        if not higher_is_better:
+            diff = -diff
+        out[key] = "tie" if abs(diff) <= tol else ("better" if diff > 0 else "worse")
+    return out
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    """One plain sentence: does the plan beat the all-in-one model and single-task training on test?"""
+    a, v, metric = report["aggregate"], report["verdict"], report["metric"]
+    words = {"better": "beats", "worse": "loses to", "tie": "ties with"}
+    return (f"verdict: the plan {words[v['all_in_one']]} the all-in-one model ({a['plan']:.4f} vs {a['all_in_one']:.4f}) "
+            f"and {words[v['stl']]} single-task training ({a['stl']:.4f}) on mean test {metric}")
 
 
 def report_table(report: dict[str, Any]) -> list[str]:
@@ -433,9 +461,13 @@ def report_table(report: dict[str, Any]) -> list[str]:
     lines.append(f"{'mean':<{w}} {'':>5} {a['plan']:>9.4f} {a['stl']:>9.4f} {a['all_in_one']:>10.4f}")
     for i, g in enumerate(report["groups"]):
         lines.append(f"G{i + 1}: {', '.join(g)}")
+    if "verdict" in report:
+        lines.append(verdict_line(report))
     c = report["cost"]
+    gap = report.get("gap")
+    gap_txt = "" if gap is None else f", gap {100.0 * gap:.3g}%"
     lines.append(f"{report['method']} affinities, {report['mode']} with at most {report['max_groups']} groups: "
-                 f"{report['status']} ({report['solver']}); cost {c['rows']} rows "
+                 f"{report['status']} ({report['solver']}{gap_txt}); cost {c['rows']} rows "
                  f"(single-task {c['single_task_rows']}); {report['models_trained']} models trained; "
                  f"{report['seconds']:.1f} s")
     return lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from planner import interrupt
 from planner.grouping.common import Clock, result_from_chosen, stdout_to_stderr
 from planner.status import SolveResult, SolveStatus
 
@@ -89,10 +90,10 @@ def run_highs_pyomo(m, clock: Clock, options: dict, gap: float = 0.0):
     solver = SolverFactory("highs")
     opts = {"mip_rel_gap": gap, "mip_abs_gap": 0.0 if gap == 0.0 else 1e-6, "threads": int(options.get("threads", 1))}
     kwargs = dict(load_solutions=False, raise_exception_on_nonoptimal_result=False, solver_options=opts)
-    left = clock.left()
+    left = interrupt.shortened(clock.left())
     if left is not None:
         kwargs["time_limit"] = max(left, 0.01)
-    with stdout_to_stderr():
+    with stdout_to_stderr(), interrupt.highs_interruptible(lambda: getattr(solver, "_solver_model", None)):
         res = solver.solve(m, **kwargs)
     tc, ss = res.termination_condition, res.solution_status
     has_sol = ss in (SolutionStatus.feasible, SolutionStatus.optimal)

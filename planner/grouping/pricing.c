@@ -18,6 +18,7 @@
 #define MAXN 63
 #define MAXR 8 /* per-group budgets handled here (non-negative resources only) */
 #define EPS 1e-7
+#define STOP_POLL 64 /* nodes between two looks at the caller's stop flag (a power of two) */
 
 typedef uint64_t u64;
 
@@ -426,13 +427,15 @@ static int cmp_desc(const void *x, const void *y)
     return (a < b) - (a > b);
 }
 
-/* Returns 1 when the tree finished, 0 when stopped (time or node limit), -1 on memory failure.
+/* Returns 1 when the tree finished, 0 when stopped (time or node limit, or *stop set by the caller:
+ * Ctrl-C, polled every STOP_POLL nodes; NULL: never), -1 on memory failure.
  * enumerate_all: record every group with rc > threshold (up to cap; *overflow_out = 1 beyond), and
  * prune by the threshold only: the list is then complete when the tree finished without overflow. */
 int price_bb(int n, const double *W, const double *d, const double *pi, const double *a, const double *b,
              int ns, const int *sizes, double mu, double threshold, double time_limit, long long node_limit,
              int spectral, int enumerate_all, int nr, const double *res, const double *caps, double *ub_out,
-             int cap, u64 *cmask, double *crc, int *ncols_out, long long *nodes_out, int *overflow_out)
+             int cap, u64 *cmask, double *crc, int *ncols_out, long long *nodes_out, int *overflow_out,
+             volatile const int *stop)
 {
     if (n > MAXN || ns > 64 || n < 1 || nr < 0 || nr > MAXR)
         return -1;
@@ -520,7 +523,8 @@ int price_bb(int n, const double *W, const double *d, const double *pi, const do
     } while (0)
     while (sp > 0) {
         if ((node_limit >= 0 && nodes >= node_limit) ||
-            (time_limit >= 0 && (nodes & 31) == 31 && now_s() - t0 > time_limit)) {
+            (time_limit >= 0 && (nodes & 31) == 31 && now_s() - t0 > time_limit) ||
+            (stop && (nodes & (STOP_POLL - 1)) == 0 && *stop)) {
             done = 0;
             break;
         }

@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from planner import interrupt
+
 EPS = 1e-7
 
 
@@ -221,7 +223,7 @@ def _native_lib():
                     P, I, D = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
                     lib.price_bb.restype = I
                     lib.price_bb.argtypes = [I, P, P, P, P, P, I, P, D, D, D, ctypes.c_longlong, I, I, I, P, P, P, I,
-                                             P, P, P, P, P]
+                                             P, P, P, P, P, P]
                     _NATIVE = lib
         except OSError:  # pragma: no cover - a library that does not load
             _NATIVE = False
@@ -252,7 +254,7 @@ def _price_native(lib, V, pi, mu, time_limit, threshold, keep, node_limit, spect
                       -1.0 if time_limit is None else max(float(time_limit), 0.0),
                       -1 if node_limit is None else int(node_limit), int(bool(spectral)), int(bool(enumerate_all)),
                       nr, res.ctypes.data, caps.ctypes.data, ub.ctypes.data, cap, cmask.ctypes.data, crc.ctypes.data, ncols.ctypes.data, nodes.ctypes.data,
-                      overflow.ctypes.data)
+                      overflow.ctypes.data, interrupt.flag_address())
     if rc < 0:
         raise MemoryError("grouping pricing: the branch-and-bound could not allocate its memory")
     k = int(ncols[0])
@@ -307,7 +309,8 @@ def _price_exact(V, pi, mu, time_limit, threshold, keep, node_limit, spectral, e
     done = True
     while stack:
         if (node_limit is not None and nodes >= node_limit) or \
-                (time_limit is not None and (nodes & 31) == 31 and time.perf_counter() - t0 > time_limit):
+                (time_limit is not None and (nodes & 31) == 31 and time.perf_counter() - t0 > time_limit) or \
+                ((nodes & 31) == 0 and interrupt.requested()):
             done = False
             break
         F, U, alive, inherited, AF, P, D, Pi, R, uc = stack.pop()

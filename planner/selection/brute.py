@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from planner import interrupt
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
 MAX_FREE = 22  # 4,194,304 subsets
@@ -41,9 +42,10 @@ def solve_brute(problem, time_limit: float | None, options: dict) -> SolveResult
     best_value, best_mask = np.inf, None
     shifts = np.arange(n_free, dtype=np.int64)
     for start in range(0, total, chunk):
-        if deadline is not None and time.perf_counter() >= deadline:
+        if (deadline is not None and time.perf_counter() >= deadline) or interrupt.requested():
             status = SolveStatus.FEASIBLE if best_mask is not None else SolveStatus.NO_SOLUTION
-            return _result(problem, status, best_mask, None, "time limit reached before enumeration finished")
+            why = "stopped on request" if interrupt.requested() else "time limit reached"
+            return _result(problem, status, best_mask, None, f"{why} before enumeration finished")
         codes = np.arange(start, min(start + chunk, total), dtype=np.int64)
         bits = ((codes[:, None] >> shifts) & 1).astype(float)
         x = np.repeat(base[None, :], len(codes), axis=0)

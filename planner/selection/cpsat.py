@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from planner import interrupt
 from planner.scaling import exact_integer_scale, map_cpsat_status, scale_objective
 from planner.status import SolveResult, SolveStatus, SolverUnavailable
 
@@ -76,7 +77,7 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
     solver.parameters.random_seed = int(options.get("random_seed", 0))
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
-    code = solver.Solve(model)
+    code = interrupt.cpsat_solve(solver, model)
     status = map_cpsat_status(cp_model, code, code in (cp_model.OPTIMAL, cp_model.FEASIBLE))
     solution = bound = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):

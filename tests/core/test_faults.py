@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from planner.batch import run_batch
 from planner.cli import main
+from planner.cli.options import DEFAULT_TIME_LIMIT
 from planner.generators import random_selection_dict
 
 INSTANCES = Path(__file__).resolve().parents[2] / "instances"
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # planner estimate on a tiny dataset: 6 sources, 12 subsets + 2 single-task + 3 noise replicates
 # = 17 models, 3 per store transaction (6 transactions).
-N_MODELS = 17
+N_MODELS = 26  # 12 subsets x 2 seeds (the replicate design covers them all) + 2 single-task
 ESTIMATE_ARGS = ["--task-column", "task", "--label-column", "y", "--target", "target", "--subsets", "12",
                  "--epochs", "3", "--bootstrap", "0", "--repeats", "2", "--models-per-batch", "3", "--device", "cpu"]
 
@@ -207,7 +208,7 @@ def test_batch_sigkill_and_rerun(tmp_path, jobs):
     for path in kept:  # every result that exists is whole
         assert json.loads(path.read_text())["status"] == "optimal"
     assert not (out / "summary.csv").exists()
-    report = run_batch(root, out, jobs=jobs)
+    report = run_batch(root, out, jobs=jobs, time_limit=DEFAULT_TIME_LIMIT)  # the CLI's options: its results are kept
     assert report.skipped >= len(kept) and report.total == 8 and report.failed == 0
     assert _comparable(out) == _comparable(tmp_path / "ref")
     summary = json.loads((out / "summary.json").read_text())
@@ -225,7 +226,7 @@ def test_batch_kill_sweep(tmp_path, jobs, after):
     ref = run_batch(root, tmp_path / "ref")
     out = tmp_path / "out"
     _kill_when(_spawn("batch", root, "-o", out, "--jobs", jobs), lambda: len(list(out.rglob("*.result.json"))) >= after)
-    assert run_batch(root, out, jobs=jobs).total == 8
+    assert run_batch(root, out, jobs=jobs, time_limit=DEFAULT_TIME_LIMIT).total == 8
     time.sleep(0.5)
     assert _comparable(out) == _comparable(tmp_path / "ref") and ref.failed == 0
 
@@ -319,7 +320,7 @@ def test_full_disk_midway_keeps_whole_results_only(tmp_path, monkeypatch):
     assert res.stderr.strip().splitlines()[-1] == f"error: {out / 's2.result.json'}: cannot write result: No space left on device"
     assert sorted(p.name for p in out.iterdir()) == ["s0.result.json", "s1.result.json"]  # no partial, no temp file
     monkeypatch.undo()
-    report = run_batch(root, out)  # space again: the rerun finishes the rest
+    report = run_batch(root, out, time_limit=DEFAULT_TIME_LIMIT)  # space again: the rerun finishes the rest
     assert report.skipped == 2 and report.failed == 0
 
 
