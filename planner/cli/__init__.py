@@ -16,6 +16,7 @@ from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
 from planner.cli.grouping import convert, group
+from planner.cli.runs import runs
 from planner.cli.selection import estimate, plan
 
 
@@ -26,5 +27,5 @@ def main() -> None:
     network, and how many labels to buy per task, with provably optimal answers."""
 
 
-for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):
+for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo, runs):
     main.add_command(_command)
