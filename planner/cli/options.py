@@ -88,12 +88,32 @@ def json_option(fn):
 
 
 def store_options(fn):
-    """--store / --executor / --models-per-batch: the same meaning on every command that trains."""
+    """--store / --executor / --ray-address / --models-per-batch: the same meaning on every command that
+    trains. --ray-address (or RAY_ADDRESS) is not passed to the command: the job runner finds it through
+    :func:`planner.executors.ray_address` while the command runs."""
+    command = fn
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from planner.executors import ray_address
+
+        address = kwargs.pop("ray_address", None)
+        ctx = click.get_current_context(silent=True)
+        if address and kwargs.get("executor") != "ray" and ctx is not None and ctx.get_parameter_source(
+                "ray_address") in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP):
+            raise CLIError("--ray-address needs --executor ray", 2)
+        with ray_address(address):
+            return command(*args, **kwargs)
+
+    fn = wrapper
     options = [
         click.option("--store", type=click.Path(dir_okay=False), default=None,
                      help="SQLite store of trained runs; a rerun with the same store trains only what is missing."),
         click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="Where models are trained: this process (local) or a Ray cluster (optional extra)."),
+        click.option("--ray-address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
+                     help="With --executor ray: the cluster to use (e.g. ray://head:10001, or auto); default "
+                          "RAY_ADDRESS, else a Ray runtime started on this machine."),
         click.option("--models-per-batch", type=click.IntRange(1), default=128, show_default=True,
                      help="Models trained together; each finished batch is one store transaction "
                           "(smaller: less work lost if a run is killed)."),
