@@ -15,6 +15,7 @@ from planner.cli.batch import batch
 from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
+from planner.cli.options import add_config_option
 from planner.cli.grouping import convert, group
 from planner.cli.runs import runs
 from planner.cli.selection import estimate, plan
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo, runs):
+    add_config_option(_command)
     main.add_command(_command)

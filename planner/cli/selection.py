@@ -22,9 +22,11 @@ from planner.cli.options import (
     solver_option,
     store_options,
     train_config,
+    run_settings,
     train_options,
 )
 from planner.cli.output import Progress
+from planner import __version__
 
 
 def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128):
@@ -130,6 +132,7 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
         bar.close()
     if source_info:
         report["data"] = source_info
+    report["settings"], report["version"] = run_settings(), __version__
     if out:
         write_json(out, report)
     if instance_out:
