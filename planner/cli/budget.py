@@ -158,7 +158,8 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
     summary = [] if as_json else _estimate_lines(est) + result_summary(problem, payload)
     if as_json:
         payload["estimate"] = est.to_dict()
-    payload["settings"], payload["version"] = run_settings(), __version__
+    payload.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    payload.setdefault("version", __version__)
     emit_result(payload, as_json, out, summary)
     if instance_out and not as_json:
         click.echo(f"wrote {instance_out}", err=True)

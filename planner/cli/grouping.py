@@ -180,7 +180,8 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
     report["data"] = {"source": data_source, "task_column": task_column, "label_column": label_column,
                       "regression": regression, "seed": seed}
     instance.setdefault("meta", {})["data"] = report["data"]
-    report["settings"], report["version"] = run_settings(), __version__
+    report.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    report.setdefault("version", __version__)
     if instance_out:
         write_instance(instance_out, instance)
         click.echo(f"wrote {instance_out}", err=True)
@@ -214,7 +215,8 @@ def _group_from_runs(runs_file, names, settings, instance_out, report_out, as_js
     result = solve(problem, settings.solver, settings.time_limit)
     payload = result.to_dict(problem.name, problem.kind)
     payload["estimate"] = {k: v for k, v in info.items() if k != "together"}
-    payload["settings"], payload["version"] = run_settings(), __version__
+    payload.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    payload.setdefault("version", __version__)
     emit_result(payload, as_json, report_out, result_summary(problem, payload))
     if result.status.exit_code:
         raise CLIError(f"the grouping instance is {payload['status']}", result.status.exit_code)

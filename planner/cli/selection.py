@@ -132,7 +132,8 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
         bar.close()
     if source_info:
         report["data"] = source_info
-    report["settings"], report["version"] = run_settings(), __version__
+    report.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    report.setdefault("version", __version__)
     if out:
         write_json(out, report)
     if instance_out:
