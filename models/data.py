@@ -242,7 +242,7 @@ def _read_source(source: str):
             try:
                 df = pd.read_parquet(source)
             except ImportError:
-                raise DataError(f"{source}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+                raise DataError(f"{source}: reading Parquet needs pyarrow (pip install 'mtl-planner[parquet]')") from None
         elif lower.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
             df = pd.read_csv(source, sep="\t" if lower.endswith(".tsv") else ",")
         else:

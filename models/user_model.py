@@ -54,6 +54,9 @@ class UserModelError(ValueError):
         self.why = why
         super().__init__(f"model {model}: {why}")
 
+    def __reduce__(self):  # pickled across processes (Ray workers) with both of its arguments
+        return (type(self), (self.model, self.why))
+
 
 class UserModel:
     """A loaded model builder: ``spec`` (how it was named) and ``fn``, the function itself.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from planner import interrupt
-from planner.executors import EXECUTORS
+from planner.executors import EXECUTORS, default_ray_address
 from planner.status import Interrupted, PlannerError, UsageError
 from planner.store import RunRecord, Store, subset_key
 
@@ -100,16 +100,19 @@ class JobRunner:
 
     ``store`` is an open :class:`planner.store.Store`; ``seed`` names the study (the seed every job's
     own seed was derived from). ``progress(k)`` is told of every k runs, trained or found.
+    ``ray_address``: the Ray cluster of the ``ray`` executor (default: the one set by
+    :func:`planner.executors.ray_address`, else ``RAY_ADDRESS``, else a local Ray runtime).
     """
 
     def __init__(self, store: Store, executor: str = "local", batch_size: int = 128,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, ray_address: str | None = None):
         if executor not in EXECUTORS:
             raise UsageError(f"unknown executor {executor!r} (choose {', '.join(EXECUTORS)})")
         if batch_size < 1:
             raise UsageError(f"models per batch must be at least 1, got {batch_size}")
         self.store, self.executor, self.batch_size, self.progress = store, executor, batch_size, progress
         self.trained = 0
+        self.ray_address = ray_address
 
     def _interrupted_message(self, done: str) -> str:
         path = getattr(self.store, "path", ":memory:")
@@ -146,9 +149,10 @@ class JobRunner:
                     time.sleep(pause)
 
             # Ctrl-C: the executor stops after the batch in progress (every finished batch is stored)
+            extra = {"address": self.ray_address or default_ray_address()} if self.executor == "ray" else {}
             try:
                 with interrupt.catching():
-                    EXECUTORS[self.executor](kind, data, todo, self.batch_size, write, self.progress)
+                    EXECUTORS[self.executor](kind, data, todo, self.batch_size, write, self.progress, **extra)
             except Interrupted as exc:
                 raise Interrupted(self._interrupted_message(str(exc))) from None
             self.trained += len(todo)

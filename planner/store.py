@@ -174,3 +174,72 @@ class Store:
         ):
             out.append(RunRecord(tuple(json.loads(subset)), rep, seed, f, json.loads(val), json.loads(test), secs, device))
         return out
+
+
+# -- reading a store as data (no Store object, nothing written) ----------------------------------------------
+def _open_read_only(path: str | Path) -> sqlite3.Connection:
+    """The store at ``path`` opened read-only: a missing file or a file that is not a store is a StoreError."""
+    p = Path(path)
+    if not p.is_file():
+        raise StoreError(f"{path}: no such store file")
+    try:
+        conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable store ({exc})") from None
+    if not {"studies", "runs"} <= tables:
+        conn.close()
+        raise StoreError(f"{path}: not a planner store (no studies and runs tables)")
+    return conn
+
+
+def list_studies(path: str | Path) -> list[dict[str, Any]]:
+    """One dict per study of the store: key, data (fingerprint), target (label), seed, settings (a
+    mapping), created (epoch seconds) and runs (how many are stored), oldest study first."""
+    conn = _open_read_only(path)
+    try:
+        rows = conn.execute(
+            "SELECT s.key, s.data, s.target, s.seed, s.settings, s.created, COUNT(r.study)"
+            " FROM studies s LEFT JOIN runs r ON r.study = s.key GROUP BY s.key ORDER BY s.created, s.key"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read ({exc})") from None
+    finally:
+        conn.close()
+    return [{"key": k, "data": d, "target": t, "seed": int(s), "settings": json.loads(st), "created": float(c),
+             "runs": int(n)} for k, d, t, s, st, c, n in rows]
+
+
+def resolve_study(path: str | Path, study: str) -> str:
+    """The full key of the one study whose key starts with ``study``; a StoreError when none or several do."""
+    keys = [s["key"] for s in list_studies(path) if s["key"].startswith(study)]
+    if len(keys) != 1:
+        why = "no study" if not keys else f"{len(keys)} studies"
+        raise StoreError(f"{path}: {why} with a key starting {study!r} (see: planner runs list {path})")
+    return keys[0]
+
+
+RUN_COLUMNS = ("study", "target", "subset", "replicate", "seed", "f", "val_losses", "test", "seconds", "device")
+
+
+def runs_table(path: str | Path, study: str | None = None) -> list[dict[str, Any]]:
+    """Every stored run as one plain dict (the columns of :data:`RUN_COLUMNS`): study key, the study's
+    target label, subset (list of task names), replicate, seed, f, val_losses and test (mappings),
+    seconds, device. ``study``: only that study (a key or a unique prefix of one). Read-only."""
+    key = resolve_study(path, study) if study else None
+    conn = _open_read_only(path)
+    try:
+        sql = ("SELECT r.study, s.target, r.subset, r.replicate, r.seed, r.f, r.val_losses, r.test, r.seconds, r.device"
+               " FROM runs r JOIN studies s ON s.key = r.study")
+        args: tuple = ()
+        if key is not None:
+            sql += " WHERE r.study = ?"
+            args = (key,)
+        rows = conn.execute(sql + " ORDER BY s.created, r.study, r.subset, r.replicate", args).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read ({exc})") from None
+    finally:
+        conn.close()
+    return [dict(zip(RUN_COLUMNS, (st, tgt, json.loads(sub), int(rep), int(seed), float(f), json.loads(val),
+                                   json.loads(test), float(secs), dev)))
+            for st, tgt, sub, rep, seed, f, val, test, secs, dev in rows]

@@ -19,7 +19,9 @@ from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
 from planner.cli.output import mark_start, set_verbosity
+from planner.cli.options import add_config_option
 from planner.cli.grouping import convert, group
+from planner.cli.runs import runs
 from planner.cli.selection import estimate, plan
 
 
@@ -33,5 +35,6 @@ def main() -> None:
     set_verbosity(1)
 
 
-for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo):
+for _command in (solve, validate, estimate, plan, group, convert, budget_command, whatif_command, batch, demo, runs):
+    add_config_option(_command)
     main.add_command(_command)

@@ -17,6 +17,7 @@ from planner.cli.options import (
     handle_errors,
     json_option,
     load_data,
+    run_settings,
     show_notes,
     solver_option,
     store_options,
@@ -24,6 +25,7 @@ from planner.cli.options import (
     train_config,
     train_options,
 )
+from planner import __version__
 from planner.cli.output import Progress, emit_result
 
 
@@ -162,6 +164,8 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
         payload["estimate"] = est.to_dict()
         if warnings:
             payload["warnings"] = [w.removeprefix("warning: ") for w in warnings]
+    payload.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    payload.setdefault("version", __version__)
     emit_result(payload, as_json, out, summary)
     if instance_out and not as_json:
         click.echo(f"wrote {instance_out}", err=True)

@@ -19,10 +19,12 @@ from planner.cli.options import (
     show_notes,
     solver_option,
     store_options,
+    run_settings,
     time_limit_option,
     train_config,
     train_options,
 )
+from planner import __version__
 from planner.cli.output import Progress, wall_seconds
 from planner.grouping.estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
 
@@ -188,6 +190,8 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
         bar.close()
     report["data"] = source
     report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
+    report.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    report.setdefault("version", __version__)
     if report_out:
         write_json(report_out, report)
     if as_json:
@@ -218,6 +222,8 @@ def _group_from_runs(runs_file, names, settings, instance_out, report_out, as_js
     result = solve(problem, settings.solver, settings.time_limit)
     payload = result.to_dict(problem.name, problem.kind)
     payload["estimate"] = {k: v for k, v in info.items() if k != "together"}
+    payload.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    payload.setdefault("version", __version__)
     emit_result(payload, as_json, report_out, result_summary(problem, payload))
     if result.status.exit_code:
         raise CLIError(f"the grouping instance is {payload['status']}", result.status.exit_code)

@@ -102,12 +102,32 @@ def json_option(fn):
 
 
 def store_options(fn):
-    """--store / --executor / --models-per-batch: the same meaning on every command that trains."""
+    """--store / --executor / --ray-address / --models-per-batch: the same meaning on every command that
+    trains. --ray-address (or RAY_ADDRESS) is not passed to the command: the job runner finds it through
+    :func:`planner.executors.ray_address` while the command runs."""
+    command = fn
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from planner.executors import ray_address
+
+        address = kwargs.pop("ray_address", None)
+        ctx = click.get_current_context(silent=True)
+        if address and kwargs.get("executor") != "ray" and ctx is not None and ctx.get_parameter_source(
+                "ray_address") in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP):
+            raise CLIError("--ray-address needs --executor ray", 2)
+        with ray_address(address):
+            return command(*args, **kwargs)
+
+    fn = wrapper
     options = [
         click.option("--store", type=click.Path(dir_okay=False), default=None,
                      help="SQLite store of trained runs; a rerun with the same store trains only what is missing."),
         click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="Where models are trained: this process (local) or a Ray cluster (optional extra)."),
+        click.option("--ray-address", envvar="RAY_ADDRESS", default=None, metavar="ADDRESS",
+                     help="With --executor ray: the cluster to use (e.g. ray://head:10001, or auto); default "
+                          "RAY_ADDRESS, else a Ray runtime started on this machine."),
         click.option("--models-per-batch", type=click.IntRange(1), default=128, show_default=True,
                      help="Models trained together; each finished batch is one store transaction "
                           "(smaller: less work lost if a run is killed)."),
@@ -353,3 +373,78 @@ def check_out_folder(path) -> None:
 
 def fmt(x):
     return "n/a" if x is None or x != x else f"{x:.2f}"
+
+
+# -- --config FILE: option values from a YAML/JSON mapping (the command line wins) ----------------------------
+def _config_names(command: click.Command) -> dict[str, click.Parameter]:
+    """Every name an option may have in a config file: ``final-seeds``, ``final_seeds`` and the
+    parameter's own name (``data_source`` for ``--data``), mapped to the parameter."""
+    names: dict[str, click.Parameter] = {}
+    for p in command.params:
+        if not isinstance(p, click.Option) or p.name == "config" or p.name == "help":
+            continue
+        names[p.name] = p
+        for opt in (*p.opts, *p.secondary_opts):
+            if opt.startswith("--"):
+                names[opt[2:]] = p
+                names[opt[2:].replace("-", "_")] = p
+    return names
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value):
+    if value is None or ctx.resilient_parsing:
+        return value
+    from planner.io import read_data_file
+    from planner.status import InstanceError
+
+    try:
+        data = read_data_file(value)
+    except InstanceError as exc:
+        raise CLIError(f"--config {exc}", 2) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CLIError(f"--config {value}: expected a mapping of option names to values", 2)
+    names = _config_names(ctx.command)
+    defaults = {}
+    for key, v in data.items():
+        p = names.get(str(key))
+        if p is None:
+            raise CLIError(f"--config {value}: unknown option {str(key)!r} for planner {ctx.command_path.split(' ', 1)[-1]}",
+                           2)
+        if isinstance(v, list) and not p.multiple and p.nargs == 1:
+            v = ",".join(str(x) for x in v)  # a YAML list for a comma-separated option
+        defaults[p.name] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def config_option() -> click.Option:
+    """``--config FILE``: option values from a YAML or JSON mapping (option names, with or without
+    the dashes), used as the command's defaults, so options on the command line win."""
+    return click.Option(["--config"], type=click.Path(dir_okay=False), default=None, is_eager=True,
+                        expose_value=False, callback=_load_config, metavar="FILE.yaml",
+                        help="Option values from a YAML/JSON mapping (e.g. 'epochs: 10'); options given on the "
+                             "command line win.")
+
+
+def add_config_option(command: click.Command) -> None:
+    """Give ``command`` and every command below it (groups' subcommands) the ``--config`` option."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_config_option(sub)
+        return
+    if not any(p.name == "config" for p in command.params):
+        command.params.append(config_option())
+
+
+# Options that say where results go or how the work is run, not what the result is.
+NOT_SETTINGS = {"as_json", "out", "plot_dir", "instance_out", "report_out", "csv_out", "plot_out", "store",
+                "executor", "models_per_batch", "ray_address", "config"}
+
+
+def run_settings() -> dict:
+    """Every option of the running command that shaped its result (the seed included; output files,
+    the store and the executor left out), with the value it had, for the report's ``settings``."""
+    ctx = click.get_current_context()
+    return {k: v for k, v in sorted(ctx.params.items()) if k not in NOT_SETTINGS}

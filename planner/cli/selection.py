@@ -24,9 +24,11 @@ from planner.cli.options import (
     store_options,
     time_limit_option,
     train_config,
+    run_settings,
     train_options,
 )
 from planner.cli.output import Progress, wall_seconds
+from planner import __version__
 
 
 def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128, estimator="auto",
@@ -141,6 +143,8 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
     if truth:
         report["truth"] = truth_check(report, truth)
     report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
+    report.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
+    report.setdefault("version", __version__)
     if out:
         write_json(out, report)
     if instance_out:

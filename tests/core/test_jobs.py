@@ -84,3 +84,42 @@ def test_runner_dedups_and_keys_by_sorted_tasks():
         assert runner.trained == 3 and set(out) == {((1, 2), 0), ((), 0), ((3,), 1)}
         again = runner.run(d, kind, jobs, seed=0)
         assert runner.trained == 3 and {k: v.f for k, v in again.items()} == {k: v.f for k, v in out.items()}
+
+
+def test_ray_chunk_size_keeps_every_cpu_busy():
+    from planner.executors import ray_chunk_size
+
+    assert ray_chunk_size(59, 128, 8) == 4  # 15 tasks for 8 CPUs, not one task of 59
+    assert ray_chunk_size(59, 3, 8) == 3  # never more than a batch
+    assert ray_chunk_size(1, 128, 64) == 1 and ray_chunk_size(1000, 128, 0) == 128
+
+
+def test_ray_address_option_and_environment_reach_the_executor(csv_path, tmp_path, monkeypatch):
+    """--ray-address (else RAY_ADDRESS) is what the ray executor is given; here a stand-in executor
+    records it and trains in this process."""
+    from planner import executors
+
+    seen = []
+
+    def fake_ray(kind, data, jobs, batch_size, on_batch, progress=None, address=None):
+        seen.append(address)
+        executors.train_jobs_local(kind, data, jobs, batch_size, on_batch, progress)
+
+    monkeypatch.setitem(executors.EXECUTORS, "ray", fake_ray)
+    path, names = csv_path
+    args = ["estimate", "--data", str(path), "--task-column", "task", "--label-column", "y", "--target", names[0],
+            "--subsets", "10", "--alpha", "2", "--bootstrap", "0", "--executor", "ray", *TRAIN]
+    res = CliRunner().invoke(main, [*args, "--ray-address", "ray://head:10001", "-o", str(tmp_path / "a.json")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner(env={"RAY_ADDRESS": "auto"}).invoke(main, [*args, "-o", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    assert seen and set(seen[:1]) == {"ray://head:10001"} and seen[-1] == "auto"
+
+
+def test_ray_address_without_ray_executor_is_a_usage_error(csv_path, tmp_path):
+    path, names = csv_path
+    res = CliRunner().invoke(main, ["estimate", "--data", str(path), "--task-column", "task", "--label-column", "y",
+                                    "--target", names[0], "--ray-address", "auto", "-o", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "--ray-address needs --executor ray" in res.output
+    for name in ("estimate", "plan", "group", "budget", "demo"):
+        assert "ray_address" in {p.name for p in main.commands[name].params}, name
