@@ -22,7 +22,7 @@ DEMO = {
     "label_column": "votetrump",
     "target": "Nevada",
     "sources": 16,
-    "rows_per_task": 400,
+    "rows_per_task": 1000,
     "bootstrap": 100,
 }
 
