@@ -621,7 +621,17 @@ def train_subsets_plain(data: TaskData, target: int | str, subsets: Sequence[Seq
     return out
 
 
-def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> SubsetResult:
+def train_one_module(data: TaskData, target: int | str, subset: Sequence[int], config: TrainConfig,
+                     seed: int) -> tuple[SubsetResult, MTLNet]:
+    """One subset model by the plain loop, returned with its trained network (slot 0 the target, then
+    the sources in increasing order): the model :func:`train_subsets` trains for this seed, up to float
+    rounding, for saving or inspecting."""
+    prep = _prepare(data, target, config)
+    (spec,) = _specs(prep, [subset], [seed], config)
+    return _train_one_plain(prep, spec, config, keep_net=True)
+
+
+def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig, keep_net: bool = False):
     t0 = time.perf_counter()
     dev = prep.device
     p, C, B = prep.data.n_features, prep.out_dim, config.batch_size
@@ -682,9 +692,10 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig) -> Subse
         tr = torch.as_tensor(prep.test_rows, device=dev)
         test = ({k: float(v[0]) for k, v in _metric_dict(net(prep.X[tr], 0).unsqueeze(0), prep.y[tr], prep, loss_name).items()}
                 if len(tr) else {})
-    return SubsetResult(subset=spec.subset, f=f, val_losses=val_losses, test=test,
-                        seconds=time.perf_counter() - t0, device=str(dev), seed=spec.seed, epochs=epochs_run,
-                        best_epoch=best_epoch, n_train=len(spec.rows))
+    result = SubsetResult(subset=spec.subset, f=f, val_losses=val_losses, test=test,
+                          seconds=time.perf_counter() - t0, device=str(dev), seed=spec.seed, epochs=epochs_run,
+                          best_epoch=best_epoch, n_train=len(spec.rows))
+    return (result, net) if keep_net else result
 
 
 # ---------------------------------------------------------------------------- baselines

@@ -103,9 +103,11 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for PNG plots (scores with intervals; predicted vs measured).")
 @click.option("--instance-out", type=click.Path(dir_okay=False), default=None, help="Also write the selection instance.")
+@click.option("--save-models", "models_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Save the plan's final models (one state dict per seed, and index.json) in DIR.")
 @handle_errors
 def plan(data_source, task_column, label_column, regression, seed, target, alpha, subsets, repeats, surrogate,
-         n_boot, estimator, time_budget, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, time_limit, as_json, out, plot_dir, instance_out):
+         n_boot, estimator, time_budget, store, executor, models_per_batch, train, max_size, min_size, must_include, exclude, final_seeds, solver, time_limit, as_json, out, plot_dir, instance_out, models_dir):
     """End to end: estimate, select (the program and Algorithm 1), train the final models and
     compare them on the target's test split with single-task and pooled training."""
     config = train_config(train)
@@ -122,11 +124,12 @@ def plan(data_source, task_column, label_column, regression, seed, target, alpha
     run_plan_command(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch, estimator,
                                                    time_budget), config,
                      final_seeds, solver, store, cons, as_json, out, plot_dir, instance_out,
-                     time_limit=time_limit, source_info={"source": data_source, "task_column": task_column, "label_column": label_column})
+                     time_limit=time_limit, source_info={"source": data_source, "task_column": task_column, "label_column": label_column},
+                     models_dir=models_dir)
 
 
 def run_plan_command(data, target, settings, config, final_seeds, solver, store, cons, as_json, out, plot_dir,
-                     instance_out, time_limit=DEFAULT_TIME_LIMIT, source_info=None, truth=None):
+                     instance_out, time_limit=DEFAULT_TIME_LIMIT, source_info=None, truth=None, models_dir=None):
     from planner.io import dumps_json, write_instance, write_json
     from planner.selection.plan import PlanSettings, comparison_table, run_plan
 
@@ -142,6 +145,10 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
         report["data"] = source_info
     if truth:
         report["truth"] = truth_check(report, truth)
+    if models_dir:
+        from planner.selection.plan import save_final_models
+
+        report["saved_models"] = save_final_models(data, report, config, settings, final_seeds, models_dir)
     report["seconds"] = round(wall_seconds(), 3)  # the command's wall time, loading and set-up included
     report.setdefault("settings", run_settings())  # the library's own settings, where it reports them, win
     report.setdefault("version", __version__)

@@ -16,7 +16,7 @@ from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.selection import evidence
 from planner.sampling import subset_seed
 from planner.solve import solve
-from planner.status import InfeasibleSolution
+from planner.status import InfeasibleSolution, UsageError
 from planner.store import Store
 from planner.selection.surrogate import LinearSurrogate, masks_from_subsets
 
@@ -135,7 +135,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     candidates = _candidates(est, program_set, pool_set, can_pool, cons)
     arms = {name: tuple(sorted(data.task_index(t) for t in members)) for name, members in candidates.items()}
     arms.update({"threshold": cand_sets[best], "stl": (), "pooled": tuple(src_idx)})
-    seed1 = est_settings.seed + 1299709
+    seed1 = final_seed_base(est_settings)
     jobs = [(name, subset, r) for name, subset in arms.items() for r in range(plan_settings.final_seeds)]
     res = runner.run(data, final_runs, [Job(s, r, subset_seed(seed1, s, r)) for _, s, r in jobs], seed1)
     runner.progress = progress
@@ -234,6 +234,51 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     }
     extras = {"result": result, "problem": problem}
     return report, est, extras
+
+
+def final_seed_base(est_settings) -> int:
+    """The study seed of the final models (each model's own seed is ``subset_seed(base, subset, r)``)."""
+    return est_settings.seed + 1299709
+
+
+def save_final_models(data, report: dict[str, Any], config, est_settings, final_seeds: int, out_dir) -> list[str]:
+    """Train the plan's final models again one by one (the same seeds, so the same models up to float
+    rounding) and save each network's state dict to ``out_dir`` atomically, with ``index.json``
+    (target, tasks in head-slot order, features, training settings, seed, validation loss, test metrics)."""
+    import io
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from planner.io import atomic_write_bytes, atomic_write_text
+    from planner_models.train import train_one_module
+
+    if getattr(config, "model", None):
+        raise UsageError("--save-models saves the built-in network; with --model, save inside your own code")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_idx = data.task_index(report["target"])
+    subset = tuple(sorted(data.task_index(t) for t in report["selected"]))
+    final_config = dataclasses.replace(config, train_fraction=1.0, epoch_fraction=1.0)
+    base = final_seed_base(est_settings)
+    index, written = [], []
+    for r in range(final_seeds):
+        seed = subset_seed(base, subset, r)
+        res, net = train_one_module(data, t_idx, subset, final_config, seed)
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+        name = f"plan_seed{r}.pt"
+        atomic_write_bytes(out / name, buf.getvalue())
+        written.append(str(out / name))
+        index.append({"file": name, "seed": int(seed), "validation_loss": float(res.f),
+                      "test": {k: float(v) for k, v in res.test.items()}})
+    meta = {"target": report["target"], "tasks": [data.task_names[t_idx]] + [data.task_names[i] for i in subset],
+            "features": list(data.feature_names), "hidden": list(final_config.hidden),
+            "classes": data.class_names, "train": final_config.to_dict(), "models": index,
+            "load": "planner_models.mtl.MTLNet(in_dim, hidden, n_heads, out_dim).load_state_dict(torch.load(file))"}
+    atomic_write_text(out / "index.json", json.dumps(meta, indent=2, default=str) + "\n")
+    return written + [str(out / "index.json")]
 
 
 def _candidates(est, program_set: list[str], pool_set: list[str], can_pool: bool, cons: dict) -> dict[str, list[str]]:
