@@ -22,7 +22,7 @@ from planner.selection.surrogate import LinearSurrogate, masks_from_subsets
 
 PAPER_GAMMA_GRID = tuple(round(-0.5 + 0.1 * i, 1) for i in range(11))  # -0.5 .. 0.5 (Section 4)
 MAX_GAMMA_SETS = 12
-POOL_MARGIN = 0.01  # a candidate replaces pooling only with a validation loss lower by 1% of pooling's
+POOL_MARGIN = 0.01  # a candidate replaces the better baseline only with a validation loss lower by 1% (and 2 SE)
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     warnings = list(est.warnings)
     cons = constraints or {}
     pool_set = [t for t in est.sources if t not in set(cons.get("exclude", ()))]
-    can_pool = cons.get("max_size") is None or len(pool_set) <= cons["max_size"]
+    can_pool = _feasible(problem, pool_set)
     decision = "program"
     plan_set = program_set
     if not est.separable:
@@ -150,16 +150,20 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         val_arm.setdefault(name, []).append(float(rr.f))
     val = {name: float(np.mean(v)) for name, v in val_arm.items()}
     if est.separable or not can_pool:
+        # The default is the better baseline on validation (pooling, or the target alone); another candidate
+        # replaces it only when it is clearly better: by more than POOL_MARGIN and than twice the seed noise.
+        defaults = [n for n in ("all allowed", "none") if n in candidates]
+        default = min(defaults, key=lambda n: val[n]) if defaults else "program"
         chosen = min(candidates, key=lambda name: (val[name], name != "program"))
-        if can_pool and chosen != "all allowed" and val["all allowed"] - val[chosen] < POOL_MARGIN * abs(val["all allowed"]):
-            chosen = "all allowed"  # pooling is the baseline to beat: a set must beat it by a clear margin
+        if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default]):
+            chosen = default
         plan_set = list(candidates[chosen])
         if chosen != "program":
-            decision = (f"{chosen}: lowest validation loss among the candidate sets" if chosen != "all allowed"
-                        else "all allowed: no candidate beat pooling on validation by a clear margin")
-            warnings.append(f"the program's set ({len(program_set)} sources) had a higher validation loss than "
-                            f"{chosen} ({len(plan_set)} sources): {val['program']:.4g} against {val[chosen]:.4g}; "
-                            "the plan is the validated set")
+            why = {"all allowed": "pooling", "none": "the target alone"}.get(chosen)
+            decision = (f"{chosen}: no candidate beat {why} on validation by a clear margin" if why
+                        else f"{chosen}: clearly the lowest validation loss among the candidate sets")
+            warnings.append(f"the program's set ({len(program_set)} sources) is not the plan: {decision} "
+                            f"(validation loss {val['program']:.4g} against {val[chosen]:.4g})")
     else:
         chosen = "all allowed"
     per_arm["plan"], val_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen])
@@ -236,6 +240,15 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     return report, est, extras
 
 
+def _clearly_better(candidate: list[float], default: list[float]) -> bool:
+    """Lower mean validation loss than the default by more than POOL_MARGIN of it and more than twice the
+    standard error of the difference (over the final seeds)."""
+    a, b = np.asarray(candidate, dtype=float), np.asarray(default, dtype=float)
+    gap = float(b.mean() - a.mean())
+    se = math.sqrt((a.var(ddof=1) / len(a) if len(a) > 1 else 0.0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0.0))
+    return gap > max(POOL_MARGIN * abs(float(b.mean())), 2.0 * se)
+
+
 def final_seed_base(est_settings) -> int:
     """The study seed of the final models (each model's own seed is ``subset_seed(base, subset, r)``)."""
     return est_settings.seed + 1299709
@@ -290,14 +303,25 @@ def _candidates(est, program_set: list[str], pool_set: list[str], can_pool: bool
     out: dict[str, list[str]] = {"program": list(program_set)}
     if can_pool:
         out["all allowed"] = list(pool_set)
+    if not must and lo == 0:
+        out["none"] = []
     for frac in (0.25, 0.5, 0.75):
         m = int(round(frac * len(ranked)))
         members = must + ranked[:m]
-        if (hi is not None and len(members) > hi) or len(members) < lo or est.problem(cons).costs is not None:
+        if (hi is not None and len(members) > hi) or len(members) < lo:
             continue
         if sorted(members) not in [sorted(v) for v in out.values()]:
             out[f"best {round(100 * frac)}%"] = members
-    return out
+    problem = est.problem(cons)
+    return {name: members for name, members in out.items() if name == "program" or _feasible(problem, members)}
+
+
+def _feasible(problem, members: list[str]) -> bool:
+    try:
+        problem.evaluate({"selected": list(members)})
+    except InfeasibleSolution:
+        return False
+    return True
 
 
 def _num(x):
