@@ -174,6 +174,10 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
                        f"{fmt(t['spearman_scores_vs_rates'])}; the plan kept {t['harmful_kept']} of "
                        f"{t['harmful']} harmful sources (rate >= 0.25) and {t['helpful_kept']} of {t['helpful']} "
                        "helpful ones")
+            if t["harmful_kept"] and report.get("decision", "program") != "program":
+                click.echo("truth: the ranking finds the noisy sources, but leaving them out did not beat the baseline "
+                           "on validation by more than the seed noise: with one head per source, wrong labels reach "
+                           "the target only through the shared encoder")
         click.echo(f"({report['seconds']:.1f} s)")
 
 
