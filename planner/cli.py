@@ -71,13 +71,13 @@ def time_limit_option(fn):
 
 def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: list[str]) -> None:
     """Print a result (one JSON object with --json, else a summary) and write -o atomically on success."""
-    from planner.io import write_json
+    from planner.io import finite_or_null, write_json
 
     ok = result["status"] in ("optimal", "feasible")
     if out and ok:
         write_json(out, result)
     if as_json:
-        click.echo(json.dumps(result, allow_nan=False))
+        click.echo(json.dumps(finite_or_null(result), allow_nan=False))
     else:
         for line in summary_lines:
             click.echo(line)
@@ -103,9 +103,11 @@ def main() -> None:
 def solve(instance, solver, time_limit, as_json, out):
     """Solve one INSTANCE file (JSON or YAML) of any kind and report the plan."""
     from planner.instance import load_instance
+    from planner.io import check_outputs
     from planner.report import result_summary
     from planner.solve import solve as run_solve
 
+    check_outputs({"-o": out}, {"INSTANCE": instance})
     problem = load_instance(instance)
     result = run_solve(problem, solver=solver, time_limit=time_limit)
     payload = result.to_dict(problem.name, problem.kind)
@@ -150,7 +152,9 @@ def demo(target, subsets, seed, as_json, out, plot_dir, store):
     stevedata/TV16) to train with a target state's vote model; compared with single-task and pooled
     training on the test split. About 5 s on 2 CPU cores."""
     from planner.demo import run_demo
+    from planner.io import check_outputs
 
+    check_outputs({"-o": out}, {"--store": store})
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     run_demo(target, subsets, seed, as_json, out, plot_dir, store)

@@ -48,6 +48,9 @@ def register(main: click.Group) -> None:
         from planner.status import InstanceError
         from planner.whatif import plot_png, whatif
 
+        from planner.io import check_outputs
+
+        check_outputs({"--csv": csv_out, "--plot": plot_out}, {"INSTANCE": instance})
         problem = load_instance(instance)
         if problem.kind != "budget":
             raise InstanceError(instance, "kind", f"whatif sweeps budget instances, this one is {problem.kind!r}")
@@ -127,6 +130,9 @@ def _register_budget(main: click.Group) -> None:
         for path in (instance_out, out):
             if path and not Path(path).resolve().parent.is_dir():
                 raise CLIError(f"{path}: folder {Path(path).resolve().parent} does not exist", 1)
+        from planner.io import check_outputs
+
+        check_outputs({"--instance-out": instance_out, "-o": out}, {"--data": data_source})
         data = load_data(data_source, task_column, label_column, regression, seed)
         try:
             cost_map = parse_costs(costs, data.task_names)

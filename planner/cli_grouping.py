@@ -23,6 +23,12 @@ def _write(data: dict, out: str | None) -> None:
         click.echo(dumps_json(data), nl=False)
 
 
+def _check_converted(out: str | None, *inputs: str) -> None:
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out}, {f"input {i + 1}": path for i, path in enumerate(inputs)})
+
+
 def register(main: click.Group) -> None:
     from planner.cli import handle_errors
 
@@ -48,6 +54,7 @@ def register(main: click.Group) -> None:
         """Standley et al. 2020 RESULTS table (tab separated) -> cover instance within a budget."""
         from planner.convert import standley_instance
 
+        _check_converted(out, results)
         _write(standley_instance(results, budget, tasks=tasks, name=name), out)
 
     @convert.command("mtgnet")
@@ -62,6 +69,7 @@ def register(main: click.Group) -> None:
         """MTG-Net task-combination masks X_CSV with gains Y_CSV -> cover instance with K groups."""
         from planner.convert import mtgnet_instance
 
+        _check_converted(out, x_csv, y_csv)
         _write(mtgnet_instance(x_csv, y_csv, max_groups, tasks=tasks, name=name), out)
 
     @convert.command("tag")
@@ -79,6 +87,7 @@ def register(main: click.Group) -> None:
         """TAG / HOA affinity matrices (JSON) -> cover instance with at most K groups, mean over tasks."""
         from planner.convert import tag_instance
 
+        _check_converted(out, affinities)
         _write(tag_instance(affinities, key, max_groups, sense=sense, rule=rule, name=name), out)
 
 
@@ -137,6 +146,9 @@ def register_group(main: click.Group) -> None:
         for path in (instance_out, report_out):
             if path:
                 _check_out_folder(path)
+        from planner.io import check_outputs
+
+        check_outputs({"-o": instance_out, "--report": report_out}, {"--store": store, "--data": data_source})
         data = load_data(data_source, task_column, label_column, regression, seed)
         names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
         if tasks is not None and not names:

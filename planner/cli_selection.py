@@ -206,13 +206,14 @@ def register(main: click.Group) -> None:
         """Train models on sampled source subsets and fit a surrogate of the target's loss; write a
         selection instance holding the surrogate, the single-task baseline and the diagnostics."""
         from planner.estimate import estimate as run_estimate
-        from planner.io import write_instance
+        from planner.io import check_outputs, write_instance
 
         config = train_config(hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device)
         data = load_data(data_source, task_column, label_column, regression, seed)
         _check_target(data, target)
         show_notes(data)
         _check_out_folder(out)
+        check_outputs({"-o": out}, {"--store": store, "--data": data_source})
         bar = Progress("training subset models")
         try:
             est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch), config,
@@ -253,6 +254,9 @@ def register(main: click.Group) -> None:
         for path in (out, instance_out):
             if path:
                 _check_out_folder(path)
+        from planner.io import check_outputs
+
+        check_outputs({"-o": out, "--instance-out": instance_out}, {"--store": store, "--data": data_source})
         if plot_dir:
             Path(plot_dir).mkdir(parents=True, exist_ok=True)
         show_notes(data)

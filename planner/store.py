@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ class StoreError(PlannerError):
 
 class StoreWriteError(StoreError):
     """Writing failed (disk full, read-only, locked): a runtime error."""
+
+    exit_code = 1
+
+
+class NonFiniteLoss(PlannerError):
+    """A trained model's loss is NaN or infinite: nothing is stored, and the run stops with this line."""
 
     exit_code = 1
 
@@ -141,6 +148,12 @@ class Store:
 
     def add_batch(self, study: str, records: list[RunRecord]) -> int:
         """Write one finished batch in a single transaction; rows already present are kept as they are."""
+        for r in records:  # SQLite stores NaN as NULL: such a row would vanish (INSERT OR IGNORE), not fail
+            values = [r.f, r.seconds, *r.val_losses.values()]
+            if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in values):
+                raise NonFiniteLoss(
+                    f"training the model on {list(r.subset) or 'the target alone'} (replicate {r.replicate}) gave a "
+                    f"non-finite loss ({r.f}); the data or the settings make training diverge (try a smaller --lr)")
         now = time.time()
         rows = [
             (study, subset_key(r.subset), r.replicate, r.seed, float(r.f), json.dumps(r.val_losses, sort_keys=True),
