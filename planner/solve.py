@@ -45,14 +45,25 @@ def _load_backends() -> None:
     inst._ensure_kinds_loaded()
 
 
+def check_time_limit(time_limit: float | None, option: str = "--time-limit") -> float | None:
+    """The one rule for every command and backend: None (no limit) or a finite number of seconds >= 0.
+    NaN, infinity, negatives and non-numbers are a usage error (exit 2)."""
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)):
+        raise UsageError(f"{option}: must be a number of seconds, got {time_limit!r}")
+    if not math.isfinite(time_limit) or time_limit < 0:
+        raise UsageError(f"{option}: must be a finite, non-negative number of seconds, got {time_limit}")
+    return float(time_limit)
+
+
 def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
     """Solve ``problem`` with the named backend (or the best available one for ``auto``)."""
     _load_backends()
     options = dict(options or {})
     kind = problem.kind
     available = _BACKENDS.get(kind, {})
-    if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
-        raise UsageError(f"time limit must be a non-negative number of seconds, got {time_limit}")
+    time_limit = check_time_limit(time_limit)
     if solver == "auto":
         order = _AUTO[kind](problem) if kind in _AUTO else sorted(available)
         order = [name for name in order if name in available]

@@ -252,3 +252,97 @@ def test_nan_loss_is_refused_not_dropped(tmp_path):
             store.add_batch(study, [good, bad])
         assert store.count(study) == 0  # nothing of the batch is stored
         assert store.add_batch(study, [good]) == 1
+
+
+# -- planner batch: names, summaries, special files, leftovers ----------------------------------
+
+def _batch(*args):
+    return _invoke(["batch", *args, "--json"])
+
+
+def test_batch_result_names_are_distinct_and_reversible(tmp_path):
+    from planner.batch import result_names
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("a.json", "a.yaml", "a.json.yaml", "b.yml", "c.json"):
+        shutil.copy(SMALL, root / name)
+    res = _batch(root)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["total"] == 5 and report["solved"] == 5
+    results = sorted(p.name for p in root.glob("*.result.json"))
+    assert len(results) == 5
+    sources = {json.loads((root / n).read_text())["batch"]["source"] for n in results}
+    assert sources == {"a.json", "a.yaml", "a.json.yaml", "b.yml", "c.json"}
+    assert sorted(r["instance"] for r in report["results"]) == sorted(sources)
+    # the mapping is one to one whatever the names
+    rels = ["x.json", "x.yaml", "x.json.yaml", "x.json.yml", "x.yaml.json", "x.yml", "y/x.json", "y.json"]
+    names = result_names(rels)
+    assert len(set(names.values())) == len(rels)
+
+
+def test_batch_summary_files_are_never_instances_nor_overwritten(tmp_path):
+    root = tmp_path / "in"
+    (root / "old").mkdir(parents=True)
+    shutil.copy(SMALL, root / "s.json")
+    # another batch's summary under DIR is not an instance
+    res = _batch(root, "-o", root / "old")
+    assert res.exit_code == 0, res.output
+    res = _batch(root)
+    assert res.exit_code == 0, res.output
+    assert [r["instance"] for r in json.loads(res.stdout)["results"]] == ["s.json"]
+    # an instance called summary.json in OUT = DIR: refused before solving, not overwritten
+    inst = root / "summary.json"
+    inst.unlink()
+    shutil.copy(SMALL, inst)
+    before = inst.read_bytes()
+    msg = _one_error_line(_invoke(["batch", root]))
+    assert "summary.json" in msg
+    assert inst.read_bytes() == before
+    # with another OUTDIR it is an instance like any other
+    res = _batch(root, "-o", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert "summary.json" in [r["instance"] for r in json.loads(res.stdout)["results"]]
+
+
+def test_batch_special_files_long_and_undecodable_names(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(SMALL, root / "ok.json")
+    os.mkfifo(root / "x.json")
+    (root / "z.json").symlink_to("/dev/zero")
+    shutil.copy(SMALL, root / ("L" * 240 + ".json"))  # result name of 252 bytes: works
+    shutil.copy(SMALL, root / ("M" * 246 + ".json"))  # result name of 258 bytes: that instance's error
+    bad = os.fsencode(str(root)) + b"/bad\xff.json"
+    shutil.copy(SMALL, bad)
+    res = _batch(root)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    rows = {r["instance"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["x.json"]["status"] == "error" and "FIFO" in rows["x.json"]["error"]
+    assert rows["z.json"]["status"] == "error" and "character device" in rows["z.json"]["error"]
+    assert rows["L" * 240 + ".json"]["status"] == "optimal"
+    assert rows["M" * 246 + ".json"]["status"] == "error" and "255 bytes" in rows["M" * 246 + ".json"]["error"]
+    assert rows["bad\\xff.json"]["status"] == "optimal"
+    assert rows["ok.json"]["status"] == "optimal"
+    assert "bad\\xff.json" in (root / "summary.csv").read_text(encoding="utf-8")
+    assert not [p for p in os.listdir(root) if p.startswith(".")]
+
+
+def test_batch_sweeps_temporaries_of_a_killed_batch(tmp_path):
+    import subprocess
+    import time as _time
+
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(SMALL, root / "s.json")
+    assert _batch(root).exit_code == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = root / f".s.result.json.{dead.pid}.abcd1234.tmp"
+    leftover.write_text('{"sch')
+    old = _time.time() - 3600
+    os.utime(leftover, (old, old))
+    res = _batch(root)  # s.json is unchanged and skipped: its result is not written again
+    assert res.exit_code == 0 and json.loads(res.stdout)["skipped"] == 1
+    assert not leftover.exists()
