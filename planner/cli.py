@@ -28,7 +28,34 @@ class CLIError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        from planner.status import printable
+
+        click.echo(f"error: {printable(self.format_message())}", err=True)
+
+
+class PlannerGroup(click.Group):
+    """The command group; click's usage errors (an unknown option, a bad value) become one line,
+    ``error: ... (see 'planner CMD --help')`` with exit 2, instead of usage text over several lines."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+
+def _one_line_usage(exc: click.UsageError) -> click.ClickException:
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        return exc  # a bare group (`planner`, `planner convert`): its help, as click prints it
+    command = exc.ctx.command_path if exc.ctx is not None else "planner"
+    message = " ".join(exc.format_message().split())
+    return CLIError(f"{message} (see '{command} --help')", exc.exit_code)
 
 
 def handle_errors(fn):
@@ -62,10 +89,21 @@ def handle_errors(fn):
     return wrapper
 
 
-def time_limit_option(fn):
+def check_time_limit_param(ctx, param, value):
+    """click callback: the one time-limit rule (planner.solve.check_time_limit) for every command."""
+    from planner.solve import check_time_limit
+    from planner.status import UsageError
+
+    try:
+        return check_time_limit(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx=ctx, param=param) from None
+
+
+def time_limit_option(fn, help: str | None = None):
     return click.option(
-        "--time-limit", type=click.FloatRange(min=0), default=None, metavar="S",
-        help="Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
+        "--time-limit", type=float, default=None, metavar="S", callback=check_time_limit_param,
+        help=help or "Stop the solver after S seconds; the best plan found is reported with its gap (never as optimal).",
     )(fn)
 
 
@@ -79,11 +117,13 @@ def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: lis
     if as_json:
         click.echo(json.dumps(finite_or_null(result), allow_nan=False))
     else:
+        from planner.status import printable
+
         for line in summary_lines:
-            click.echo(line)
+            click.echo(printable(line))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PlannerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="planner")
 def main() -> None:
     """Plan multitask learning: which source tasks to train with a target, which tasks share a
@@ -128,7 +168,9 @@ def validate(instance):
     from planner.report import instance_summary
 
     problem = load_instance(instance)
-    click.echo(f"{instance}: ok: {instance_summary(problem)}")
+    from planner.status import printable
+
+    click.echo(printable(f"{instance}: ok: {instance_summary(problem)}"))
 
 
 def _demo_threads(fn):

@@ -7,6 +7,7 @@ import sys
 import click
 
 from planner.cli import SOLVERS, CLIError, handle_errors, time_limit_option
+from planner.status import printable
 
 
 def register(main: click.Group) -> None:
@@ -47,7 +48,7 @@ def register(main: click.Group) -> None:
             for row in report.rows:
                 if row["status"] not in ("optimal", "feasible"):
                     why = f": {row['error']}" if row.get("error") else ""
-                    click.echo(f"{row['instance']}: {row['status']}{why}", err=True)
+                    click.echo(printable(f"{row['instance']}: {row['status']}{why}"), err=True)
             counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
             click.echo(f"{report.total} instances ({counts or 'none found'}); {report.skipped} unchanged and skipped; "
                        f"results and summary.csv in {report.outdir}")

@@ -22,6 +22,12 @@ def _budgets(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _time_limit(ctx, param, value):
+    from planner.cli import check_time_limit_param
+
+    return check_time_limit_param(ctx, param, value)
+
+
 def register(main: click.Group) -> None:
     from planner.cli import handle_errors
 
@@ -33,7 +39,7 @@ def register(main: click.Group) -> None:
                   help="Budgets to sweep, START to STOP (included when hit) in steps of STEP, in money.")
     @click.option("--solver", type=click.Choice(["auto", "dp", "highs", "brute"]), default="auto", show_default=True,
                   help="auto: one DP pass for separable instances, HiGHS per budget for coupled ones.")
-    @click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+    @click.option("--time-limit", type=float, default=None, callback=_time_limit,
                   help="Seconds per budget (the one-pass DP gets the total).")
     @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), default=None,
                   help="Write a CSV: budget, objective, one column of labels per task.")
@@ -99,7 +105,8 @@ def _register_budget(main: click.Group) -> None:
     @click.option("--max-relatedness", type=click.FloatRange(min=0), default=1.0, show_default=True,
                   help="Most that one label of a task may count for another.")
     @click.option("--solver", type=click.Choice(["auto", "dp", "highs", "brute"]), default="auto", show_default=True)
-    @click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="S", help="Solver time limit in seconds.")
+    @click.option("--time-limit", type=float, default=None, metavar="S", callback=_time_limit,
+                  help="Solver time limit in seconds.")
     @click.option("--instance-out", type=click.Path(dir_okay=False), default=None, help="Write the estimated instance here.")
     @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None, help="Write the result object here (when solved).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout: the result with the estimate.")

@@ -193,7 +193,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     with Store(store_path) as store:
         study = store.open_study(data.fingerprint(), target, settings.seed, train_settings)
         trained = run_jobs(data, t_idx, jobs, config, store, study, settings, progress)
-        runs = store.runs(study)
+        runs = store.runs(study, known=sources)
 
     pos = {name: i for i, name in enumerate(sources)}
     by_key: dict[tuple[tuple[int, ...], int], Any] = {}

@@ -167,7 +167,7 @@ class _Models:
             self.trained += len(chunk)
         index = {n: i for i, n in enumerate(names)}
         out = {}
-        for rec in self.store.runs(self.study):
+        for rec in self.store.runs(self.study, known=names):
             key = (tuple(sorted(index[t] for t in rec.subset)), rec.replicate)
             out[key] = rec
         missing = [w for w in want if w not in out]

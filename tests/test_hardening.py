@@ -26,7 +26,9 @@ def _invoke(args, **kw):
 def _one_error_line(res, code=2):
     assert res.exit_code == code, (res.exit_code, res.output)
     assert "Traceback" not in res.output
-    msg = res.stderr.strip()
+    # progress bars (training) may come first on stderr; the error is one line, the last
+    lines = [line for line in res.stderr.strip().splitlines() if not line.startswith("training ")]
+    msg = "\n".join(lines)
     assert msg.startswith("error: ") and "\n" not in msg, msg
     return msg
 
@@ -346,3 +348,109 @@ def test_batch_sweeps_temporaries_of_a_killed_batch(tmp_path):
     res = _batch(root)  # s.json is unchanged and skipped: its result is not written again
     assert res.exit_code == 0 and json.loads(res.stdout)["skipped"] == 1
     assert not leftover.exists()
+
+
+# -- tampered stores, escape codes, user paths, one-line usage errors --------------------------
+
+@pytest.fixture
+def trained_store(tmp_path):
+    csv, store, out = tmp_path / "d.csv", tmp_path / "runs.db", tmp_path / "inst.json"
+    _frame().to_csv(csv, index=False)
+    res = _invoke(["estimate", "--data", csv, *ESTIMATE, "--store", store, "-o", out])
+    assert res.exit_code == 0, res.output
+    return csv, store
+
+
+@pytest.mark.parametrize("sql,why", [
+    ("UPDATE runs SET f = 'abc' WHERE rowid = 3", "f is str"),
+    ("UPDATE runs SET val_losses = '{bad json' WHERE rowid = 4", "val_losses is not valid JSON"),
+    ("UPDATE runs SET subset = '[\"nosuch\"]' WHERE rowid = 5", "unknown task 'nosuch'"),
+    ("UPDATE runs SET subset = '7' WHERE rowid = 5", "subset is not a list"),
+    ("UPDATE runs SET replicate = 'x' WHERE rowid = 6", "replicate is str"),
+    ("UPDATE studies SET settings = 'nope'", None),
+])
+def test_tampered_store_rows_are_one_line_exit_2(trained_store, tmp_path, sql, why):
+    import sqlite3
+
+    csv, store = trained_store
+    with sqlite3.connect(store) as conn:
+        conn.execute(sql)
+    out = tmp_path / "again.json"
+    res = _invoke(["estimate", "--data", csv, *ESTIMATE, "--store", store, "-o", out])
+    if why is None:  # the study's own key still matches: its settings text is not read
+        assert res.exit_code in (0, 2) and "internal error" not in res.output
+        return
+    msg = _one_error_line(res)
+    assert "not a usable store" in msg and "runs row" in msg and why in msg, msg
+    assert not out.exists()
+
+
+def test_escape_codes_in_names_are_shown_escaped(tmp_path):
+    data = json.loads(SMALL.read_text())
+    data["name"] = "evil\x1b]0;pwned\x07\x1b[31m"
+    inst = tmp_path / "e.json"
+    inst.write_text(json.dumps(data))
+    for args in (["solve", inst], ["validate", inst]):
+        res = _invoke(args)
+        assert res.exit_code == 0, res.output
+        assert "\x1b" not in res.output and "\x07" not in res.output and "\\x1b" in res.output
+    data["tasks"][1] = "bad\x1b[2J"
+    inst.write_text(json.dumps(data))
+    msg = _one_error_line(_invoke(["solve", inst]))
+    assert "\x1b" not in msg
+    res = _invoke(["batch", tmp_path])
+    assert "\x1b" not in res.output and res.exit_code == 1
+
+
+def test_write_errors_name_the_users_path(tmp_path, monkeypatch):
+    import errno
+
+    inst = tmp_path / "a.json"
+    shutil.copy(SMALL, inst)
+    out = tmp_path / "res.json"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    msg = _one_error_line(_invoke(["solve", inst, "-o", out]), code=1)
+    assert msg == f"error: {out}: No space left on device"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("args", [
+    ["solve", "--bogus"], ["solve"], ["solve", SMALL, "--solver", "nope"], ["nosuch"],
+    ["batch", "/no/such/folder"], ["whatif", SMALL],
+])
+def test_usage_errors_are_one_line(args):
+    msg = _one_error_line(_invoke(args))
+    assert "--help" in msg and "Usage:" not in msg
+
+
+# -- time limits ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e999"])
+@pytest.mark.parametrize("command", [
+    ["solve", SMALL], ["batch", INSTANCES], ["whatif", INSTANCES / "budget_power.yaml", "--budgets", "1:10:1"],
+])
+def test_time_limits_are_validated_alike(tmp_path, command, value):
+    args = [*command, "--time-limit", value]
+    if command[0] == "batch":
+        args += ["-o", tmp_path / "out"]
+    msg = _one_error_line(_invoke(args))
+    assert "--time-limit" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_limit_rule_in_the_library():
+    from planner.solve import check_time_limit
+    from planner.status import UsageError
+    from planner.whatif import whatif
+    from planner.instance import load_instance
+
+    assert check_time_limit(None) is None and check_time_limit(0) == 0.0 and check_time_limit(2) == 2.0
+    for bad in (float("nan"), float("inf"), -1.0, "3", True):
+        with pytest.raises(UsageError):
+            check_time_limit(bad)
+    with pytest.raises(UsageError):
+        whatif(load_instance(INSTANCES / "budget_power.yaml"), [1.0, 2.0], time_limit=float("nan"))
