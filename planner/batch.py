@@ -202,7 +202,7 @@ def error_result(rel: str, message: str, exit_code: int, seconds: float, kind: s
 def solve_file(path: str, rel: str, solver: str = "auto", time_limit: float | None = None) -> dict[str, Any]:
     """Solve one instance file; never raises (except KeyboardInterrupt): failures become error results."""
     from planner.io import read_regular_bytes
-    from planner.solve import solve
+    from planner.solve import remaining, solve
 
     t0 = time.perf_counter()
     digest = None
@@ -212,7 +212,7 @@ def solve_file(path: str, rel: str, solver: str = "auto", time_limit: float | No
         digest = hashlib.sha256(raw).hexdigest()
         problem = _load(Path(path), raw)
         kind, name = problem.kind, problem.name
-        result = solve(problem, solver=solver, time_limit=time_limit)
+        result = solve(problem, solver=solver, time_limit=remaining(time_limit, t0))  # the limit covers reading
         payload = result.to_dict(problem.name, problem.kind)
         json.dumps(payload, allow_nan=False)  # a result that cannot be written is an error, not a crash later
         payload["exit_code"] = result.status.exit_code

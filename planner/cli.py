@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -145,11 +146,12 @@ def solve(instance, solver, time_limit, as_json, out):
     from planner.instance import load_instance
     from planner.io import check_outputs
     from planner.report import result_summary
-    from planner.solve import solve as run_solve
+    from planner.solve import remaining, solve as run_solve
 
     check_outputs({"-o": out}, {"INSTANCE": instance})
+    started = time.perf_counter()
     problem = load_instance(instance)
-    result = run_solve(problem, solver=solver, time_limit=time_limit)
+    result = run_solve(problem, solver=solver, time_limit=remaining(time_limit, started))
     payload = result.to_dict(problem.name, problem.kind)
     emit_result(payload, as_json, out, result_summary(problem, payload))
     code = result.status.exit_code

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from planner.executors import EXECUTORS, Job
+from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import PlannerError, UsageError
 from planner.store import Store
@@ -220,7 +221,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     held[rng.permutation(len(subsets))[:n_held]] = True
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
-    fit_X = np.vstack([masks[~held], stl_masks])
+    fit_X = stack_rows([masks[~held], stl_masks])
     fit_y = np.concatenate([f[~held], stl_f])
     model_fit = fit_surrogate(fit_X, fit_y, kind=settings.surrogate, random_state=settings.seed)
     pred_held = model_fit.predict(masks[held])
@@ -241,7 +242,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     }
 
     # Refit on everything for the decision; bootstrap for intervals and selection frequencies.
-    all_X = np.vstack([masks, stl_masks])
+    all_X = stack_rows([masks, stl_masks])
     all_y = np.concatenate([f, stl_f])
     model = fit_surrogate(all_X, all_y, kind=diagnostics["surrogate"], random_state=settings.seed)
     boot = bootstrap_scores(all_X, all_y, model, settings.n_boot, settings.seed) if settings.n_boot else np.zeros((0, k))

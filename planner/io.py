@@ -384,7 +384,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 STALE_SECONDS = 60.0
-_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp$")
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
 def sweep_stale_temporaries(folder: str | os.PathLike, name: str | None = None, min_age: float = STALE_SECONDS) -> int:

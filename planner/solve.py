@@ -57,6 +57,14 @@ def check_time_limit(time_limit: float | None, option: str = "--time-limit") -> 
     return float(time_limit)
 
 
+def remaining(time_limit: float | None, started: float) -> float | None:
+    """What is left of ``time_limit`` seconds counted from ``started`` (a perf_counter reading), so a
+    limit covers reading and validating the input too, not only the solver."""
+    if time_limit is None:
+        return None
+    return max(0.0, time_limit - (time.perf_counter() - started))
+
+
 def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
     """Solve ``problem`` with the named backend (or the best available one for ``auto``)."""
     _load_backends()
