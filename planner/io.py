@@ -300,7 +300,15 @@ def resolve_output(path: str | os.PathLike) -> Path:
     and an existing target must be a regular file (never a FIFO, a device such as /dev/null, a
     socket or a folder): anything else is an :class:`OutputTargetError` (exit 2)."""
     given = Path(path)
-    real = Path(os.path.realpath(given)) if given.is_symlink() else given
+    real = given
+    if given.is_symlink():
+        try:
+            real = Path(os.path.realpath(given, strict=True))
+        except FileNotFoundError:  # a dangling link: its target is created
+            real = Path(os.path.realpath(given))
+        except OSError as exc:  # a loop of links
+            raise OutputTargetError(f"{path}: is a symlink that cannot be followed ({exc.strerror or exc}); "
+                                    "refusing to replace it") from None
     try:
         mode = os.stat(real).st_mode
     except FileNotFoundError:

@@ -69,6 +69,20 @@ def test_out_refuses_fifo_and_device(tmp_path):
     assert link.is_symlink()
 
 
+def test_out_symlink_loop_and_dangling_link(tmp_path):
+    inst = tmp_path / "a.json"
+    shutil.copy(SMALL, inst)
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    one.symlink_to(two)
+    two.symlink_to(one)
+    msg = _one_error_line(_invoke(["solve", inst, "-o", one]))
+    assert "symlink" in msg and one.is_symlink() and two.is_symlink()
+    dangling = tmp_path / "later.json"
+    dangling.symlink_to(tmp_path / "made.json")
+    assert _invoke(["solve", inst, "-o", dangling]).exit_code == 0
+    assert dangling.is_symlink() and json.loads((tmp_path / "made.json").read_text())["status"] == "optimal"
+
+
 def test_out_equal_to_an_input_is_a_usage_error(tmp_path):
     inst = tmp_path / "a.json"
     shutil.copy(SMALL, inst)
