@@ -236,6 +236,10 @@ def _read_source(source: str):
         raise DataError(f"{source}: no such file")
     if os.path.isdir(source):
         raise DataError(f"{source}: is a folder, expected a .csv or .parquet file")
+    import stat
+
+    if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO would block the reader, a device never ends
+        raise DataError(f"{source}: not a regular file (a FIFO, device or socket), expected a .csv or .parquet file")
     lower = source.lower()
     try:
         if lower.endswith((".parquet", ".pq")):
@@ -253,6 +257,32 @@ def _read_source(source: str):
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: cannot read the file ({msg})") from None
     return df, []
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(df, source: str, labels: Sequence[str], features: Sequence[str]) -> None:
+    """Refuse values no model can train on, naming the column and the row (rows count from 1, the
+    header not counted): +-infinity anywhere in a numeric feature or a regression label, NaN in a
+    regression label that is not simply missing, and finite values beyond the float32 range (such as
+    1e308), which become infinite in training. Missing values (NaN) in features are imputed later."""
+    import pandas as pd
+
+    for col, is_label in [(c, True) for c in labels] + [(c, False) for c in features]:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            continue
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(v) | (np.abs(v) > FLOAT32_MAX)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "label" if is_label else "feature"
+            why = "is not finite" if np.isinf(v[i]) else f"is beyond the float32 range ({FLOAT32_MAX:.3g})"
+            more = int(bad.sum()) - 1
+            raise DataError(f"{source}: {what} column {col!r}, row {i + 1}: value {v[i]:g} {why}"
+                            + (f" ({more} more such rows)" if more else "") + "; fix or drop those rows")
 
 
 def _fmt_value(v: Any) -> str:
@@ -293,6 +323,8 @@ def load_table(source: str, task_column: str, label_column: str, *, regression: 
             raise DataError(f"{source}: no column {col!r} to drop")
     if len(df) == 0:
         raise DataError(f"{source}: the table has no rows")
+    check_finite(df, source, [label_column] if regression else [],
+                 [c for c in df.columns if c not in (task_column, label_column) and c not in set(drop_columns)])
 
     # row-id columns (unique integers forming a consecutive range, such as 1..n) carry no signal
     for col in list(df.columns):
@@ -309,6 +341,7 @@ def load_table(source: str, task_column: str, label_column: str, *, regression: 
     if bad.any():
         notes.append(f"dropped {int(bad.sum())} rows with a missing task or label ({label_column!r})")
         df = df.loc[~bad]
+    kept_rows = df.index.to_numpy()  # the rows' places in the file (rows count from 0 here)
     df = df.reset_index(drop=True)
 
     # labels
@@ -318,6 +351,11 @@ def load_table(source: str, task_column: str, label_column: str, *, regression: 
         if y_num.isna().any():
             raise DataError(f"{source}: label column {label_column!r} has non-numeric values; "
                             "drop --regression to treat it as classes")
+        bad = ~np.isfinite(y_num.to_numpy(dtype=np.float64)) | (np.abs(y_num.to_numpy(dtype=np.float64)) > FLOAT32_MAX)
+        if bad.any():  # text such as "inf" or "1e400" read as a number
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: label column {label_column!r}, row {int(kept_rows[i]) + 1}: value "
+                            f"{lab.iloc[i]!r} is not a finite number within the float32 range")
         y_all = y_num.to_numpy(dtype=np.float32)
         class_names: list[str] = []
         n_classes = 0

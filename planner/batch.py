@@ -16,10 +16,10 @@ Executors: ``local`` (this process, one at a time), ``process`` (a spawn-safe pr
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
-import math
 import os
 import tempfile
 import time
@@ -104,21 +104,48 @@ def find_instances(root: str | os.PathLike, outdir: str | os.PathLike) -> list[I
             lower = name.lower()
             if name.startswith(".") or not lower.endswith(SUFFIXES) or lower.endswith(RESULT_SUFFIX):
                 continue
-            if here == out_r and lower in ("summary.json",):
-                continue
+            if lower == "summary.json" and is_batch_summary(path):
+                continue  # this batch's summary, or another batch's: never an instance
             rel = path.relative_to(root_r).as_posix()
             found.append((rel, root / rel))
     found.sort()
-    # foo.json and foo.yaml in one folder would share foo.result.json: keep their suffixes then.
-    stems: dict[str, int] = {}
-    for rel, _ in found:
-        stems[_strip_suffix(rel)] = stems.get(_strip_suffix(rel), 0) + 1
-    items = []
-    for rel, path in found:
-        stem = _strip_suffix(rel)
-        base = stem if stems[stem] == 1 else rel
-        items.append(Item(path=path, rel=rel, result=outdir / (base + RESULT_SUFFIX)))
-    return items
+    names = result_names([rel for rel, _ in found])
+    return [Item(path=path, rel=rel, result=outdir / names[rel]) for rel, path in found]
+
+
+def result_names(rels: list[str]) -> dict[str, str]:
+    """A distinct result file name for every instance: ``<path without suffix>.result.json`` when no
+    other instance claims that name, else ``<path with suffix>.result.json`` (``a.json`` and
+    ``a.yaml`` give ``a.json.result.json`` and ``a.yaml.result.json``; ``a.json.yaml`` then keeps its
+    suffix too). Distinct inputs get distinct names, and each result records its ``source``."""
+    long = set()
+    while True:
+        names = {rel: (rel if rel in long else _strip_suffix(rel)) + RESULT_SUFFIX for rel in rels}
+        owners: dict[str, list[str]] = {}
+        for rel, name in names.items():
+            owners.setdefault(name, []).append(rel)
+        clash = {rel for group in owners.values() if len(group) > 1 for rel in group if rel not in long}
+        if not clash:
+            return names
+        long |= clash
+
+
+def is_batch_summary(path: Path) -> bool:
+    """Whether ``path`` holds a batch's summary.json (what this module writes), not an instance."""
+    from planner.io import read_regular_bytes
+
+    try:
+        data = json.loads(read_regular_bytes(path, limit=64 * 1024 * 1024))
+    except (PlannerError, ValueError):
+        return False
+    return (isinstance(data, dict) and "kind" not in data and isinstance(data.get("results"), list)
+            and "outdir" in data and "total" in data)
+
+
+def display_name(rel: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (kept by Python as
+    lone surrogates) shown as ``\\xNN`` escapes."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _is_under(path: Path, folder: Path) -> bool:
@@ -144,9 +171,11 @@ def options_key(solver: str, time_limit: float | None) -> dict[str, Any]:
 
 
 def file_digest(path: str | os.PathLike) -> str | None:
+    from planner.io import read_regular_bytes
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_regular_bytes(path)).hexdigest()
+    except (OSError, PlannerError):
         return None
 
 
@@ -163,7 +192,7 @@ def _load(path: Path, raw: bytes):
 def error_result(rel: str, message: str, exit_code: int, seconds: float, kind: str | None = None,
                  name: str | None = None) -> dict[str, Any]:
     return {
-        "schema": 1, "instance": name or Path(_strip_suffix(rel)).name, "kind": kind, "status": "error",
+        "schema": 1, "instance": name or display_name(Path(_strip_suffix(rel)).name), "kind": kind, "status": "error",
         "objective": None, "bound": None, "solution": None, "solver": "", "seconds": round(seconds, 6),
         "gap": None, "error": message, "exit_code": exit_code,
     }
@@ -171,20 +200,18 @@ def error_result(rel: str, message: str, exit_code: int, seconds: float, kind: s
 
 def solve_file(path: str, rel: str, solver: str = "auto", time_limit: float | None = None) -> dict[str, Any]:
     """Solve one instance file; never raises (except KeyboardInterrupt): failures become error results."""
-    from planner.solve import solve
+    from planner.io import read_regular_bytes
+    from planner.solve import remaining, solve
 
     t0 = time.perf_counter()
     digest = None
     kind = name = None
     try:
-        try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            raise PlannerError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = read_regular_bytes(path)  # FIFOs and devices are errors
         digest = hashlib.sha256(raw).hexdigest()
         problem = _load(Path(path), raw)
         kind, name = problem.kind, problem.name
-        result = solve(problem, solver=solver, time_limit=time_limit)
+        result = solve(problem, solver=solver, time_limit=remaining(time_limit, t0))  # the limit covers reading
         payload = result.to_dict(problem.name, problem.kind)
         json.dumps(payload, allow_nan=False)  # a result that cannot be written is an error, not a crash later
         payload["exit_code"] = result.status.exit_code
@@ -197,7 +224,7 @@ def solve_file(path: str, rel: str, solver: str = "auto", time_limit: float | No
     except Exception as exc:  # noqa: BLE001 - one broken instance must not stop the batch
         payload = error_result(rel, f"internal error ({type(exc).__name__}): {exc}", 1,
                                time.perf_counter() - t0, kind, name)
-    payload["batch"] = {"source": rel, "sha256": digest, "options": options_key(solver, time_limit)}
+    payload["batch"] = {"source": display_name(rel), "sha256": digest, "options": options_key(solver, time_limit)}
     return payload
 
 
@@ -205,14 +232,11 @@ def solve_file(path: str, rel: str, solver: str = "auto", time_limit: float | No
 
 def _finished(item: Item, opts: dict[str, Any]) -> dict[str, Any] | None:
     """The stored result when it is complete and was made from the current bytes with these options."""
-    try:
-        stored = json.loads(item.result.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    stored = _read_result(item)
     if not isinstance(stored, dict) or stored.get("status") in (None, "error"):
         return None
     meta = stored.get("batch")
-    if not isinstance(meta, dict) or meta.get("options") != opts or meta.get("source") != item.rel:
+    if not isinstance(meta, dict) or meta.get("options") != opts or meta.get("source") != display_name(item.rel):
         return None
     digest = file_digest(item.path)
     if digest is None or meta.get("sha256") != digest:
@@ -237,6 +261,10 @@ def check_outdir(outdir: Path) -> None:
         raise BatchError(f"{exc.filename or outdir}: cannot write to the output folder: {exc.strerror or exc}") from None
 
 
+class _NameTooLong(Exception):
+    pass
+
+
 def _write_result(item: Item, payload: dict[str, Any]) -> None:
     from planner.io import write_json
 
@@ -244,7 +272,9 @@ def _write_result(item: Item, payload: dict[str, Any]) -> None:
         item.result.parent.mkdir(parents=True, exist_ok=True)
         write_json(item.result, payload)
     except OSError as exc:
-        raise BatchError(f"{item.result}: cannot write result: {exc.strerror or exc}") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _NameTooLong() from None
+        raise BatchError(f"{display_name(str(item.result))}: cannot write result: {exc.strerror or exc}") from None
 
 
 def _run_local(todo: list[Item], solver: str, time_limit: float | None, done: Callable[[Item, dict], None]) -> None:
@@ -304,7 +334,8 @@ def _run_process(todo: list[Item], solver: str, time_limit: float | None, jobs: 
         if crashed and width == 1:
             item = crashed[0]
             done(item, error_result(item.rel, "the solver process died while solving this instance", 1, 0.0) | {
-                "batch": {"source": item.rel, "sha256": file_digest(item.path), "options": options_key(solver, time_limit)}})
+                "batch": {"source": display_name(item.rel), "sha256": file_digest(item.path),
+                          "options": options_key(solver, time_limit)}})
         else:
             suspects.extend(sorted(crashed, key=lambda it: it.rel))
 
@@ -327,12 +358,13 @@ def _run_ray(todo: list[Item], solver: str, time_limit: float | None, jobs: int,
                 payload = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - a lost worker is this instance's error
                 payload = error_result(item.rel, f"ray worker failed ({type(exc).__name__})", 1, 0.0)
-                payload["batch"] = {"source": item.rel, "sha256": file_digest(item.path),
+                payload["batch"] = {"source": display_name(item.rel), "sha256": file_digest(item.path),
                                     "options": options_key(solver, time_limit)}
             done(item, payload)
 
 
 def summary_row(rel: str, result: dict[str, Any] | None) -> dict[str, Any]:
+    rel = display_name(rel)
     if result is None:
         return {"instance": rel, "kind": None, "status": "error", "objective": None, "bound": None,
                 "seconds": None, "error": "no result file"}
@@ -343,8 +375,12 @@ def summary_row(rel: str, result: dict[str, Any] | None) -> dict[str, Any]:
         "objective": result.get("objective"),
         "bound": result.get("bound"),
         "seconds": result.get("seconds"),
-        "error": result.get("error") or (None if result.get("status") in SOLVED else result.get("message")),
+        "error": _text(result.get("error") or (None if result.get("status") in SOLVED else result.get("message"))),
     }
+
+
+def _text(value: Any) -> Any:
+    return display_name(value) if isinstance(value, str) else value
 
 
 def write_summaries(outdir: Path, rows: list[dict[str, Any]], report: dict[str, Any]) -> None:
@@ -374,8 +410,9 @@ def run_batch(root: str | os.PathLike, outdir: str | os.PathLike | None = None, 
     outdir = Path(outdir) if outdir is not None else root
     if jobs < 1:
         raise BatchError(f"--jobs must be at least 1, got {jobs}")
-    if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
-        raise BatchError(f"time limit must be a non-negative number of seconds, got {time_limit}")
+    from planner.solve import check_time_limit
+
+    check_time_limit(time_limit)
     executor = executor or ("local" if jobs == 1 else "process")
     if executor not in EXECUTORS:
         raise BatchError(f"unknown executor {executor!r} (choose {', '.join(EXECUTORS)})")
@@ -385,11 +422,14 @@ def run_batch(root: str | os.PathLike, outdir: str | os.PathLike | None = None, 
         except ImportError:
             raise BatchError("the ray executor needs the optional extra: pip install 'mtl-planner[ray]'") from None
     check_outdir(outdir)
+    sweep_outdir(outdir)
     items = find_instances(root, outdir)
+    _check_summary_place(outdir)
     if on_total is not None:
         on_total(len(items))
     opts = options_key(solver, time_limit)
     results: dict[str, dict[str, Any]] = {}
+    unwritable: set[str] = set()
     todo: list[Item] = []
     for item in items:
         stored = None if force else _finished(item, opts)
@@ -402,7 +442,13 @@ def run_batch(root: str | os.PathLike, outdir: str | os.PathLike | None = None, 
         progress(skipped)
 
     def done(item: Item, payload: dict[str, Any]) -> None:
-        _write_result(item, payload)
+        try:
+            _write_result(item, payload)
+        except _NameTooLong:  # this instance's error, not the batch's
+            payload = error_result(item.rel, f"{display_name(item.result.name)}: result file name is longer than the "
+                                   "file system allows (255 bytes); rename the instance", 2, 0.0) | {
+                "batch": payload.get("batch")}
+            unwritable.add(item.rel)
         results[item.rel] = payload
         if progress is not None:
             progress(1)
@@ -415,7 +461,8 @@ def run_batch(root: str | os.PathLike, outdir: str | os.PathLike | None = None, 
         else:
             _run_ray(todo, solver, time_limit, jobs, done)
 
-    rows = [summary_row(item.rel, _read_result(item) or results.get(item.rel)) for item in items]
+    rows = [summary_row(item.rel, results.get(item.rel) if item.rel in unwritable else
+                        (_read_result(item) or results.get(item.rel))) for item in items]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -426,9 +473,42 @@ def run_batch(root: str | os.PathLike, outdir: str | os.PathLike | None = None, 
     return report
 
 
+def sweep_outdir(outdir: Path) -> int:
+    """Remove, in every folder under OUTDIR, the temporary files of atomic writes whose process was
+    killed (a SIGKILLed batch), so none stays for ever once its instance's result is complete."""
+    from planner.io import sweep_stale_temporaries
+
+    removed = 0
+    for folder, dirs, _files in os.walk(outdir, followlinks=False):
+        removed += sweep_stale_temporaries(folder)
+    return removed
+
+
+def _check_summary_place(outdir: Path) -> None:
+    """The summaries are written as OUTDIR/summary.json and summary.csv: a file of another kind there
+    (an instance named summary.json, a FIFO) would be replaced, so the batch stops before solving."""
+    from planner.io import special_kind
+    from planner.status import UsageError
+
+    for name in ("summary.json", "summary.csv"):
+        path = outdir / name
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        kind = special_kind(mode)
+        if kind:
+            raise UsageError(f"{path}: is {kind}; the batch summary cannot be written there (use -o OUTDIR)")
+        if name == "summary.json" and not is_batch_summary(path):
+            raise UsageError(f"{path}: is not a batch summary (an instance?) and would be overwritten by the "
+                             "summary; move it or use -o OUTDIR")
+
+
 def _read_result(item: Item) -> dict[str, Any] | None:
+    from planner.io import read_regular_bytes
+
     try:
-        data = json.loads(item.result.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular_bytes(item.result))
+    except (PlannerError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -158,7 +158,7 @@ class JobRunner:
             self.trained += len(todo)
         index = {n: i for i, n in enumerate(names)}
         stored = {}
-        for rec in self.store.runs(study):
+        for rec in self.store.runs(study, known=names):
             stored[(tuple(sorted(index[t] for t in rec.subset)), rec.replicate)] = rec
         out = {}
         for j in jobs:

@@ -20,6 +20,26 @@ from planner.status import (
 )
 
 
+def check_time_limit(time_limit: float | None, option: str = "--time-limit") -> float | None:
+    """The one rule for every command and backend: None (no limit) or a finite number of seconds >= 0.
+    NaN, infinity, negatives and non-numbers are a usage error (exit 2)."""
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)):
+        raise UsageError(f"{option}: must be a number of seconds, got {time_limit!r}")
+    if not math.isfinite(time_limit) or time_limit < 0:
+        raise UsageError(f"{option}: must be a finite, non-negative number of seconds, got {time_limit}")
+    return float(time_limit)
+
+
+def remaining(time_limit: float | None, started: float) -> float | None:
+    """What is left of ``time_limit`` seconds counted from ``started`` (a perf_counter reading), so a
+    limit covers reading and validating the input too, not only the solver."""
+    if time_limit is None:
+        return None
+    return max(0.0, time_limit - (time.perf_counter() - started))
+
+
 def solve(problem, solver: str = "auto", time_limit: float | None = None, options: dict | None = None) -> SolveResult:
     """Solve ``problem`` with the named backend (or the best available one for ``auto``).
 
@@ -33,8 +53,7 @@ def _solve(problem, solver: str, time_limit: float | None, options: dict | None)
     options = dict(options or {})
     kind = problem.kind
     available = registry.backend_names(kind)
-    if time_limit is not None and (not math.isfinite(time_limit) or time_limit < 0):
-        raise UsageError(f"time limit must be a non-negative number of seconds, got {time_limit}")
+    time_limit = check_time_limit(time_limit)
     if solver == "auto":
         order = registry.auto_order(problem)
     else:

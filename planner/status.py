@@ -62,9 +62,26 @@ class InstanceError(PlannerError):
 
 
 def _one_line(text: str, limit: int) -> str:
-    """Keep a message one short line whatever the input held (long ids and keys, newlines)."""
-    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    """Keep a message one short line whatever the input held (long ids and keys, newlines, escape codes)."""
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x1B: "\\x1b"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F)})
+
+
+def printable(text: object) -> str:
+    """``text`` safe to show on a terminal, on one line: control characters (ESC and the rest of C0,
+    DEL, C1), line and paragraph separators and bidirectional overrides are shown as escapes, and
+    lone surrogates (undecodable bytes of file names) as ``\\udcNN``; other text is kept."""
+    text = str(text).translate(_CONTROL)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 class UsageError(PlannerError):

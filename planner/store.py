@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ class StoreError(PlannerError):
 
 class StoreWriteError(StoreError):
     """Writing failed (disk full, read-only, locked): a runtime error."""
+
+    exit_code = 1
+
+
+class NonFiniteLoss(PlannerError):
+    """A trained model's loss is NaN or infinite: nothing is stored, and the run stops with this line."""
 
     exit_code = 1
 
@@ -110,14 +117,23 @@ class Store:
     def open_study(self, data_fingerprint: str, target: str, seed: int, settings: dict[str, Any]) -> str:
         """Register (or find) a study; refuse when the same data, target and seed were stored with other settings."""
         key = study_key(data_fingerprint, target, seed, settings)
-        rows = self.conn.execute(
-            "SELECT key, settings FROM studies WHERE data = ? AND target = ? AND seed = ?",
-            (data_fingerprint, target, int(seed)),
-        ).fetchall()
+        try:
+            rows = self.conn.execute(
+                "SELECT key, settings FROM studies WHERE data = ? AND target = ? AND seed = ?",
+                (data_fingerprint, target, int(seed)),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable store ({exc})") from None
         for other_key, other_settings in rows:
             if other_key == key:
                 return key
-            old = json.loads(other_settings)
+            try:
+                old = json.loads(other_settings)
+                if not isinstance(old, dict):
+                    raise ValueError("not an object")
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{self.path}: not a usable store (studies row {other_key!r}: settings are not "
+                                 f"a JSON object: {exc})") from None
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             if self.count(other_key):
                 details = ", ".join(f"{k}: stored {old.get(k)!r}, now {settings.get(k)!r}" for k in diff[:4])
@@ -134,13 +150,22 @@ class Store:
     # -- runs ---------------------------------------------------------------
     def done(self, study: str) -> set[tuple[str, int]]:
         """(subset key, replicate) of every stored run of the study."""
-        return {(s, r) for s, r in self.conn.execute("SELECT subset, replicate FROM runs WHERE study = ?", (study,))}
+        try:
+            return {(s, r) for s, r in self.conn.execute("SELECT subset, replicate FROM runs WHERE study = ?", (study,))}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable store ({exc})") from None
 
     def count(self, study: str) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM runs WHERE study = ?", (study,)).fetchone()[0])
 
     def add_batch(self, study: str, records: list[RunRecord]) -> int:
         """Write one finished batch in a single transaction; rows already present are kept as they are."""
+        for r in records:  # SQLite stores NaN as NULL: such a row would vanish (INSERT OR IGNORE), not fail
+            values = [r.f, r.seconds, *r.val_losses.values()]
+            if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in values):
+                raise NonFiniteLoss(
+                    f"training the model on {list(r.subset) or 'the target alone'} (replicate {r.replicate}) gave a "
+                    f"non-finite loss ({r.f}); the data or the settings make training diverge (try a smaller --lr)")
         now = time.time()
         rows = [
             (study, subset_key(r.subset), r.replicate, r.seed, float(r.f), json.dumps(r.val_losses, sort_keys=True),
@@ -157,23 +182,88 @@ class Store:
             )
             added = self.conn.total_changes - before
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             try:
                 self.conn.execute("ROLLBACK")
-            except sqlite3.OperationalError:
+            except sqlite3.DatabaseError:
                 pass
-            raise StoreWriteError(f"{self.path}: cannot write ({exc})") from None
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreWriteError(f"{self.path}: cannot write ({exc})") from None
+            raise StoreError(f"{self.path}: not a usable store ({exc})") from None
         return added
 
-    def runs(self, study: str) -> list[RunRecord]:
+    def runs(self, study: str, known: Iterable[str] | None = None) -> list[RunRecord]:
+        """Every stored run of the study, each row checked (a store edited by hand or by another
+        program: text in a number column, bad JSON, a task the data does not have): a bad row is a
+        :class:`StoreError` naming it, never an internal error later. ``known``: the task names a
+        subset may hold."""
+        known = set(known) if known is not None else None
         out = []
-        for subset, rep, seed, f, val, test, secs, device in self.conn.execute(
-            "SELECT subset, replicate, seed, f, val_losses, test, seconds, device FROM runs WHERE study = ?"
-            " ORDER BY subset, replicate",
-            (study,),
-        ):
-            out.append(RunRecord(tuple(json.loads(subset)), rep, seed, f, json.loads(val), json.loads(test), secs, device))
+        try:
+            rows = self.conn.execute(
+                "SELECT rowid, subset, replicate, seed, f, val_losses, test, seconds, device FROM runs WHERE study = ?"
+                " ORDER BY subset, replicate",
+                (study,),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable store ({exc})") from None
+        for rowid, subset, rep, seed, f, val, test, secs, device in rows:
+            try:
+                out.append(_record(subset, rep, seed, f, val, test, secs, device, known))
+            except _BadRow as exc:
+                raise StoreError(f"{self.path}: not a usable store (runs row {rowid}: {exc})") from None
         return out
+
+
+class _BadRow(Exception):
+    pass
+
+
+def _number(value: Any, column: str, finite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _BadRow(f"{column} is {type(value).__name__} {str(value)[:40]!r}, not a number")
+    if finite and not math.isfinite(value):
+        raise _BadRow(f"{column} is {value}, not a finite number")
+    return float(value)
+
+
+def _json(text: Any, column: str) -> Any:
+    if not isinstance(text, str):
+        raise _BadRow(f"{column} is {type(text).__name__}, not JSON text")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _BadRow(f"{column} is not valid JSON ({exc})") from None
+
+
+def _record(subset, rep, seed, f, val, test, secs, device, known) -> RunRecord:
+    members = _json(subset, "subset")
+    if not isinstance(members, list) or not all(isinstance(t, str) for t in members):
+        raise _BadRow("subset is not a list of task names")
+    if len(set(members)) != len(members):
+        raise _BadRow("subset names a task twice")
+    if known is not None:
+        for t in members:
+            if t not in known:
+                raise _BadRow(f"subset holds the unknown task {t[:80]!r}")
+    for value, column in ((rep, "replicate"), (seed, "seed")):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _BadRow(f"{column} is {type(value).__name__} {str(value)[:40]!r}, not a whole number")
+    if rep < 0:
+        raise _BadRow(f"replicate is {rep}, below 0")
+    val_losses = _json(val, "val_losses")
+    if not isinstance(val_losses, dict):
+        raise _BadRow("val_losses is not a JSON object")
+    for key, value in val_losses.items():
+        _number(value, f"val_losses[{key[:40]!r}]")
+    test_d = _json(test, "test")
+    if not isinstance(test_d, dict):
+        raise _BadRow("test is not a JSON object")
+    for key, value in test_d.items():
+        _number(value, f"test[{key[:40]!r}]", finite=False)
+    if not isinstance(device, str):
+        raise _BadRow(f"device is {type(device).__name__}, not text")
+    return RunRecord(tuple(members), rep, seed, _number(f, "f"), val_losses, test_d, _number(secs, "seconds"), device)
 
 
 # -- reading a store as data (no Store object, nothing written) ----------------------------------------------

@@ -257,7 +257,7 @@ class BudgetProblem:
         alloc = solution.get("allocation")
         if not isinstance(alloc, Mapping):
             raise InfeasibleSolution(f"solution.allocation must be a mapping of task to labels, got {type_name(alloc)}")
-        ids = self.task_ids
+        ids = set(self.task_ids)
         for key in alloc:
             if key not in ids:
                 raise InfeasibleSolution(f"solution.allocation: unknown task {key!r}")

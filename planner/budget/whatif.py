@@ -111,8 +111,9 @@ def whatif(problem, budgets: Sequence[float], solver: str = "auto", time_limit: 
     """The optimum at every budget: one DP table when the instance allows, else one solve per budget."""
     from planner.budget.dp import _Stopped, dp_table
     from planner.budget.problem import exact
-    from planner.solve import solve
+    from planner.solve import check_time_limit, solve
 
+    time_limit = check_time_limit(time_limit)
     if not budgets:
         raise BudgetRangeError("no budgets to sweep")
     options = dict(options or {})

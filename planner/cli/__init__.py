@@ -19,13 +19,13 @@ from planner.cli.budget import budget_command, whatif_command
 from planner.cli.core import solve, validate
 from planner.cli.demo import demo
 from planner.cli.output import mark_start, set_verbosity
-from planner.cli.options import add_config_option
+from planner.cli.options import PlannerGroup, add_config_option
 from planner.cli.grouping import convert, group
 from planner.cli.runs import runs
 from planner.cli.selection import estimate, plan
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PlannerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="planner")
 def main() -> None:
     """Plan multitask learning: which source tasks to train with a target, which tasks share a

@@ -8,6 +8,7 @@ import click
 
 from planner.cli.options import CLIError, handle_errors, json_option, solver_option, time_limit_option
 from planner.cli.output import Progress
+from planner.status import printable
 
 
 @click.command()
@@ -49,7 +50,7 @@ def batch(directory, outdir, jobs, executor, solver, time_limit, force, as_json)
         for row in report.rows:
             if row["status"] not in ("optimal", "feasible"):
                 why = f": {row['error']}" if row.get("error") else ""
-                click.echo(f"{row['instance']}: {row['status']}{why}", err=True)
+                click.echo(printable(f"{row['instance']}: {row['status']}{why}"), err=True)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
         click.echo(f"{report.total} instances ({counts or 'none found'}); {report.skipped} unchanged and skipped; "
                    f"results and summary.csv in {report.outdir}")

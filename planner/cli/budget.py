@@ -58,6 +58,9 @@ def whatif_command(instance, budgets, solver, time_limit, csv_out, plot_out, as_
     from planner.status import InstanceError
     from planner.budget.whatif import plot_png, whatif
 
+    from planner.io import check_outputs
+
+    check_outputs({"--csv": csv_out, "--plot": plot_out}, {"INSTANCE": instance})
     problem = load_instance(instance)
     if problem.kind != "budget":
         raise InstanceError(instance, "kind", f"whatif sweeps budget instances, this one is {problem.kind!r}")
@@ -133,6 +136,9 @@ def budget_command(data_source, task_column, label_column, regression, seed, tra
     for path in (instance_out, out):
         if path and not Path(path).resolve().parent.is_dir():
             raise CLIError(f"{path}: folder {Path(path).resolve().parent} does not exist", 1)
+    from planner.io import check_outputs
+
+    check_outputs({"--instance-out": instance_out, "-o": out}, {"--data": data_source, "--store": store})
     data = load_data(data_source, task_column, label_column, regression, seed)
     try:
         cost_map = parse_costs(costs, data.task_names)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -24,8 +25,13 @@ def solve(instance, solver, time_limit, as_json, out):
     from planner.report import result_summary
     from planner.solve import solve as run_solve
 
-    problem = load_instance(instance)
-    result = run_solve(problem, solver=solver, time_limit=time_limit)
+    from planner.io import check_outputs
+    from planner.solve import remaining
+
+    check_outputs({"-o": out}, {"INSTANCE": instance})
+    started = time.perf_counter()
+    problem = load_instance(instance)  # the time limit covers reading and validating the file too
+    result = run_solve(problem, solver=solver, time_limit=remaining(time_limit, started))
     payload = result.to_dict(problem.name, problem.kind)
     emit_result(payload, as_json, out, result_summary(problem, payload))
     code = result.status.exit_code
@@ -44,4 +50,6 @@ def validate(instance):
     from planner.report import instance_summary
 
     problem = load_instance(instance)
-    click.echo(f"{instance}: ok: {instance_summary(problem)}")
+    from planner.status import printable
+
+    click.echo(printable(f"{instance}: ok: {instance_summary(problem)}"))

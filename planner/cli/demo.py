@@ -43,6 +43,9 @@ def demo(target, subsets, seed, plain, as_json, out, plot_dir, store, executor, 
     stevedata/TV16) to train with Nevada's vote model, when 16 source states have labels flipped at known
     rates; the plan is compared with single-task and pooled training on the test split, and its ranking
     with the true flip rates. About a minute on 2 CPU cores."""
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out}, {"--store": store})
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     run_demo(target, subsets, seed, as_json, out, plot_dir, store, executor, models_per_batch, plain)

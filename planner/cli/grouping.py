@@ -29,6 +29,12 @@ from planner.cli.output import Progress, wall_seconds
 from planner.grouping.estimate import GroupSettings, parse_budget, report_table, resolve_tasks, run_group
 
 
+def _check_converted(out: str | None, *inputs: str) -> None:
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out}, {f"input {i + 1}": path for i, path in enumerate(inputs)})
+
+
 def _write(data: dict, out: str | None) -> None:
     from planner.instance import parse_instance
     from planner.io import dumps_json, write_instance
@@ -61,6 +67,7 @@ def standley(results, budget, tasks, name, out):
     """Standley et al. 2020 RESULTS table (tab separated) -> cover instance within a budget."""
     from planner.grouping.convert import standley_instance
 
+    _check_converted(out, results)
     _write(standley_instance(results, budget, tasks=tasks, name=name), out)
 
 @convert.command("mtgnet")
@@ -75,6 +82,7 @@ def mtgnet(x_csv, y_csv, max_groups, tasks, name, out):
     """MTG-Net task-combination masks X_CSV with gains Y_CSV -> cover instance with K groups."""
     from planner.grouping.convert import mtgnet_instance
 
+    _check_converted(out, x_csv, y_csv)
     _write(mtgnet_instance(x_csv, y_csv, max_groups, tasks=tasks, name=name), out)
 
 @convert.command("tag")
@@ -92,6 +100,7 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
     """TAG / HOA affinity matrices (JSON) -> cover instance with at most K groups, mean over tasks."""
     from planner.grouping.convert import tag_instance
 
+    _check_converted(out, affinities)
     _write(tag_instance(affinities, key, max_groups, sense=sense, rule=rule, name=name), out)
 
 
@@ -144,6 +153,10 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
     for path in (instance_out, report_out):
         if path:
             check_out_folder(path)
+    from planner.io import check_outputs
+
+    check_outputs({"-o": instance_out, "--report": report_out},
+                  {"--store": store, "--data": data_source, "--runs": runs_file})
     if runs_file is not None:
         if data_source is not None or (method not in (None, "subsets")) or budget is not None:
             raise CLIError("--runs takes the place of --data (and means --method subsets, without --budget)", 2)

@@ -25,7 +25,34 @@ class CLIError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        from planner.status import printable
+
+        click.echo(f"error: {printable(self.format_message())}", err=True)
+
+
+class PlannerGroup(click.Group):
+    """The command group; click's usage errors (an unknown option, a bad value) become one line,
+    ``error: ... (see 'planner CMD --help')`` with exit 2, instead of usage text over several lines."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
+
+def _one_line_usage(exc: click.UsageError) -> click.ClickException:
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        return exc  # a bare group (`planner`, `planner convert`): its help, as click prints it
+    command = exc.ctx.command_path if exc.ctx is not None else "planner"
+    message = " ".join(exc.format_message().split())
+    return CLIError(f"{message} (see '{command} --help')", exc.exit_code)
 
 
 def handle_errors(fn):
@@ -77,6 +104,17 @@ def _internal_error(exc: Exception):
 DEFAULT_TIME_LIMIT = 60.0  # seconds: every command that solves stops by then (the contract asks a finite default)
 
 
+def check_time_limit_param(ctx, param, value):
+    """click callback: the one time-limit rule (planner.solve.check_time_limit) for every command."""
+    from planner.solve import check_time_limit
+    from planner.status import UsageError
+
+    try:
+        return check_time_limit(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx=ctx, param=param) from None
+
+
 def time_limit_option(fn=None, *, help: str | None = None):
     """--time-limit S with the one finite default of every solving command (``DEFAULT_TIME_LIMIT``),
     shown in --help. Use as ``@time_limit_option`` or ``@time_limit_option(help=...)``."""
@@ -84,7 +122,7 @@ def time_limit_option(fn=None, *, help: str | None = None):
                     "(never as optimal). Ctrl-C stops it early the same way.")
 
     def decorate(f):
-        return click.option("--time-limit", type=click.FloatRange(min=0), default=DEFAULT_TIME_LIMIT,
+        return click.option("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, callback=check_time_limit_param,
                             show_default=True, metavar="S", help=text)(f)
 
     return decorate if fn is None else decorate(fn)

@@ -49,16 +49,17 @@ def wall_seconds() -> float:
 
 def emit_result(result: dict, as_json: bool, out: str | None, summary_lines: list[str]) -> None:
     """Print a result (one JSON object with --json, else a summary) and write -o atomically on success."""
-    from planner.io import write_json
+    from planner.io import finite_or_null, write_json
+    from planner.status import printable
 
     ok = result["status"] in ("optimal", "feasible")
     if out and ok:
         write_json(out, result)
     if as_json:
-        click.echo(json.dumps(result, allow_nan=False))
+        click.echo(json.dumps(finite_or_null(result), allow_nan=False))
     else:
         for line in summary_lines:
-            click.echo(line)
+            click.echo(printable(line))
 
 
 VERBOSITY = 1  # 0: --quiet (no progress), 1: default, 2: --verbose (a line for every finished batch)

@@ -74,6 +74,9 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
     check_target(data, target)
     show_notes(data)
     check_out_folder(out)
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out}, {"--store": store, "--data": data_source})
     bar = Progress("training subset models")
     try:
         est = run_estimate(data, target, _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch, estimator,
@@ -118,6 +121,9 @@ def plan(data_source, task_column, label_column, regression, seed, target, alpha
     for path in (out, instance_out):
         if path:
             check_out_folder(path)
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out, "--instance-out": instance_out}, {"--store": store, "--data": data_source})
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     show_notes(data)
@@ -186,6 +192,9 @@ def _estimate_from_runs(runs_file, target, settings, out) -> None:
     from planner.selection.estimate import estimate_from_runs
 
     check_out_folder(out)
+    from planner.io import check_outputs
+
+    check_outputs({"-o": out}, {"--runs": runs_file})
     est = estimate_from_runs(runs_file, target, settings)
     instance = est.instance_dict(name=Path(out).stem)
     instance["meta"]["runs"] = str(runs_file)

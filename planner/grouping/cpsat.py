@@ -97,6 +97,8 @@ def solve_cpsat(problem, time_limit: float | None, options: dict) -> SolveResult
         obj.append((iv, var))
     model.Maximize(sum(c * v for c, v in obj))
     err = err_terms * max_err / scale * problem.scale
+    if clock.over():  # the limit went on building the model: CP-SAT would still take its presolve time
+        return SolveResult(SolveStatus.NO_SOLUTION, solver="cpsat", message="time limit reached while building the model")
     solver = _solver(cp_model, clock, options)
     code = interrupt.cpsat_solve(solver, model)
     has = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)

@@ -269,7 +269,7 @@ def affinity_tag(store: Store, data, tasks: list[int], config, settings: GroupSe
     st = {"kind": "tag", "train": config.to_dict(), "tasks": [names[t] for t in tasks],
           "lookahead_lr": lr, "every": settings.tag_every}
     study = store.open_study(data.fingerprint(), f"tag:{_config_hash(st)}", settings.seed, st)
-    stored = store.runs(study)
+    stored = store.runs(study, known=data.task_names)
     n = len(tasks)
     if stored:
         rec = stored[0]

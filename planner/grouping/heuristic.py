@@ -324,6 +324,9 @@ def _partition_result(problem, found, name: str, note: str, options: dict) -> So
     return result_from_chosen(problem, cands, SolveStatus.FEASIBLE, bound, name, note + "; bound: best share per task")
 
 
+LP_BOUND_CELLS = 20_000  # candidates x tasks up to which the local search's LP bound is cheap to build
+
+
 def _cover_local(problem, limit: float, seed: int) -> SolveResult:
     """Swap local search over chosen candidates (add / drop / exchange), penalising uncovered tasks."""
     clock = Clock(limit)
@@ -378,9 +381,13 @@ def _cover_local(problem, limit: float, seed: int) -> SolveResult:
             break
     if best_sel is None or best_val <= -PENALTY / 2:
         return SolveResult(SolveStatus.NO_SOLUTION, solver="local", message="local search found no feasible cover")
-    bound = cover_lp_bound(problem, cands)
+    left = clock.left()
+    if left is None or (left > 0 and m * n <= LP_BOUND_CELLS):
+        bound, how = cover_lp_bound(problem, cands), "linear relaxation"
+    else:  # building the LP of a large instance would overrun the time limit by seconds
+        bound, how = sign * float(V.max(axis=0).sum()) * problem.scale, "best value per task"
     return result_from_chosen(problem, [cands[c] for c in best_sel], SolveStatus.FEASIBLE, bound, "local",
-                              "swap local search; bound: linear relaxation")
+                              f"swap local search; bound: {how}")
 
 
 def _explicit_partition_local(problem, limit: float, seed: int) -> SolveResult:

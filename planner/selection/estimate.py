@@ -27,6 +27,7 @@ import numpy as np
 
 from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.reliability import variance_components
+from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
 from planner.store import Store
@@ -362,10 +363,10 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
     stl_y = np.asarray(stl_f, dtype=float)
-    counts = masks.sum(axis=0).astype(int)
+    counts = np.asarray(masks.sum(axis=0)).ravel().astype(int)
 
     # The surrogate's form on every row, then repeated K-fold with that form for the held-out figures.
-    all_X = np.vstack([masks, stl_masks])
+    all_X = stack_rows([masks, stl_masks])
     all_y = np.concatenate([f, stl_y])
     model = fit_surrogate(all_X, all_y, kind=settings.surrogate, random_state=settings.seed)
     kind_name = "pairwise" if isinstance(model, PairwiseSurrogate) else "linear"
@@ -377,7 +378,7 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
     n_held = max(3, int(round(settings.holdout * len(subsets))))
     split = np.zeros(len(subsets), dtype=bool)
     split[rng.permutation(len(subsets))[:n_held]] = True
-    fit_X = np.vstack([masks[~split], stl_masks])
+    fit_X = stack_rows([masks[~split], stl_masks])
     fit_y = np.concatenate([f[~split], stl_y])
     diagnostics: dict[str, Any] = {
         "n_subsets": int(len(subsets)),

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from planner.reliability import spearman
+from planner.ridge import stack_rows
 
 MIN_RELIABILITY = 0.5  # below it, most of what a surrogate sees is seed noise
 MIN_SPEARMAN = 0.2  # held-out Spearman below it: no better than a guess at ranking unseen subsets
@@ -60,7 +61,7 @@ def cross_validate(masks: np.ndarray, f: np.ndarray, anchor_X: np.ndarray, ancho
             held = order[i::folds]
             train = np.ones(n, dtype=bool)
             train[held] = False
-            model = fit(np.vstack([masks[train], anchor_X]), np.concatenate([f[train], anchor_y]))
+            model = fit(stack_rows([masks[train], anchor_X]), np.concatenate([f[train], anchor_y]))
             pred[held] = model.predict(masks[held])
         sp.append(spearman(pred, f))
         ms.append(float(np.mean((pred - f) ** 2)))

@@ -153,6 +153,7 @@ class SelectionProblem:
         if "tasks" in data and data["tasks"] is not None:
             raw_tasks = check.sequence(data["tasks"], "tasks")
             ids: list[str] = []
+            seen_ids: set[str] = set()
             for n, item in enumerate(raw_tasks):
                 where = f"tasks[{n}]"
                 if isinstance(item, dict):
@@ -163,8 +164,9 @@ class SelectionProblem:
                         per_task_cost[tid] = check.number(item["cost"], f"{where}.cost", lo=0)
                 else:
                     tid = check.task_id(item, where)
-                if tid in ids:
+                if tid in seen_ids:  # a set: linear in the number of tasks
                     check.fail(where, f"duplicate task id {tid!r}")
+                seen_ids.add(tid)
                 ids.append(tid)
             if target not in ids:
                 check.fail("target", f"unknown task id {target!r} (not in tasks)")

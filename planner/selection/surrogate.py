@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
+
+from planner.ridge import SPARSE_K, as_design, column_scale, masks_csr, ridge_lsqr
 
 RIDGE_GRID = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 def masks_from_subsets(subsets: Sequence[Sequence[int]], k: int) -> np.ndarray:
+    if k >= SPARSE_K:  # sparse from k = SPARSE_K sources on (planner.ridge)
+        return masks_csr(subsets, k)
     x = np.zeros((len(subsets), k))
     for r, s in enumerate(subsets):
         x[r, list(s)] = 1.0
@@ -35,6 +40,8 @@ def _ridge(X: np.ndarray, y: np.ndarray, lam: np.ndarray | float, intercept: boo
     """
     if X.shape[1] == 0:
         return (float(y.mean()) if intercept else 0.0), np.zeros(0)
+    if sp.issparse(X):  # many sources: an iterative solver on the sparse design (planner.ridge)
+        return ridge_lsqr(X, y, lam, intercept)
     xm = X.mean(axis=0) if intercept else np.zeros(X.shape[1])
     ym = y.mean() if intercept else 0.0
     Xc = X - xm
@@ -55,8 +62,7 @@ def _folds(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def _scale(X: np.ndarray) -> float:
-    Xc = X - X.mean(axis=0)
-    return float(np.mean(np.sum(Xc * Xc, axis=0))) or 1.0
+    return column_scale(X)
 
 
 def _cv_mse(X: np.ndarray, y: np.ndarray, lam, folds: list[np.ndarray], intercept: bool = True) -> float:
@@ -80,7 +86,7 @@ class LinearSurrogate:
     fit_intercept: bool = True  # False: the paper's g(S) = sum_{i in S} theta_i
 
     def _features(self, masks: np.ndarray) -> np.ndarray:
-        return np.asarray(masks, dtype=float)
+        return as_design(masks)
 
     def fit(self, masks: np.ndarray, y: np.ndarray) -> "LinearSurrogate":
         X = self._features(masks)
@@ -118,24 +124,34 @@ class PairwiseSurrogate:
     random_state: int = 0
 
     def _features(self, masks: np.ndarray) -> np.ndarray:
-        masks = np.asarray(masks, dtype=float)
+        masks = as_design(masks)
         if not self.pairs_:
             return masks
+        if sp.issparse(masks):
+            cols = [masks[:, [i]].multiply(masks[:, [j]]) for i, j in self.pairs_]
+            return sp.hstack([masks, *cols], format="csr")
         prods = np.stack([masks[:, i] * masks[:, j] for i, j in self.pairs_], axis=1)
         return np.hstack([masks, prods])
 
     def fit(self, masks: np.ndarray, y: np.ndarray) -> "PairwiseSurrogate":
-        masks = np.asarray(masks, dtype=float)
+        masks = as_design(masks)
         y = np.asarray(y, dtype=float)
         k = masks.shape[1]
         co = masks.T @ masks
-        self.pairs_ = [(i, j) for i in range(k) for j in range(i + 1, k) if co[i, j] >= self.min_pair_count]
+        if sp.issparse(co):  # only the pairs seen together: linear in the design's size
+            co = sp.triu(co, k=1).tocoo()
+            keep = co.data >= self.min_pair_count
+            self.pairs_ = sorted(zip(co.row[keep].tolist(), co.col[keep].tolist()))
+        else:
+            self.pairs_ = [(i, j) for i in range(k) for j in range(i + 1, k) if co[i, j] >= self.min_pair_count]
         X = self._features(masks)
         scale = _scale(X)
         n_lin = k
         folds = _folds(len(y), min(self.cv_folds, len(y)), np.random.default_rng(self.random_state))
         lin_grid = RIDGE_GRID if self.ridge is None else (self.ridge,)
         pair_grid = (1e-2, 1e-1, 1.0, 10.0, 100.0) if self.pair_ridge is None else (self.pair_ridge,)
+        if not self.pairs_:  # no pair columns: their penalty changes nothing
+            pair_grid = pair_grid[:1]
         best = None
         for g in lin_grid:
             for h in pair_grid:

@@ -328,7 +328,7 @@ def test_full_disk_on_solve_output(tmp_path, monkeypatch):
     _full_disk(monkeypatch)
     out = tmp_path / "r.json"
     res = run("solve", INSTANCES / "selection_small.json", "-o", out)
-    assert res.exit_code == 1 and res.stderr.strip() == "error: No space left on device"
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {out}: No space left on device"  # the user's path
     assert list(tmp_path.iterdir()) == []
 
 
