@@ -221,7 +221,8 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         "warnings": warnings,
         "threshold": {"gamma": gamma, "selected": threshold_set, "scores": {t: float(v) for t, v in zip(est.sources, theta1)},
                       "candidates": [{"gamma": g, "size": len(s), "validation": v} for g, s, v in zip(gammas, cand_sets, scores_g)]},
-        "plan": {"status": result.status.value, "predicted": result.objective, "solver": result.solver},
+        "plan": {"status": result.status.value, "predicted": result.objective, "solver": result.solver,
+                 "bound": result.bound, "gap_percent": None if result.gap is None else round(100.0 * result.gap, 6)},
         "baseline": est.baseline,
         "selection_frequency": est.selection_frequency,
         "uncertain": est.uncertain,
@@ -236,6 +237,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         "version": __version__,
         "seconds": time.perf_counter() - t0,
     }
+    report["verdict"] = verdict(report)
     extras = {"result": result, "problem": problem}
     return report, est, extras
 
@@ -328,6 +330,22 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
+def verdict(report: dict[str, Any]) -> str:
+    """Does the plan beat pooling and the target alone on test, beyond the spread over seeds?"""
+    sign = 1 if report["higher_is_better"] else -1
+    t, sd = report["test"], report["test_sd"]
+    n = max(1, int(report.get("final_seeds", 1)))
+    parts = []
+    for name, label in (("pooled", "pooling"), ("stl", "the target alone")):
+        diff = sign * (t["plan"] - t[name])
+        se = math.sqrt((sd.get("plan", 0.0) ** 2 + sd.get(name, 0.0) ** 2) / n)
+        if abs(diff) <= max(2 * se, 1e-12):
+            parts.append(f"ties with {label} ({diff:+.4f}, within twice the seed noise {2 * se:.4f})")
+        else:
+            parts.append(f"{'beats' if diff > 0 else 'loses to'} {label} by {abs(diff):.4f}")
+    return "the plan " + "; ".join(parts)
+
+
 def comparison_table(report: dict[str, Any]) -> list[str]:
     metric = report["metric"]
     arrow = "higher is better" if report["higher_is_better"] else "lower is better"
@@ -346,6 +364,12 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
         v = report["test"][name]
         mark = "  *" if round(v, 4) == best else ""
         rows.append(f"{labels[name]:<22}{sizes[name]:>6}  {v:>10.4f}  {report['test_sd'][name]:>8.4f}{mark}")
+    rows.append("verdict: " + verdict(report))
+    prog = report.get("plan", {})
+    if prog.get("status"):
+        gap = prog.get("gap_percent")
+        rows.append(f"program: {prog['status']} ({prog.get('solver')}), gap "
+                    f"{'-' if gap is None else f'{gap:.3g}%'}")
     s = report["surrogate"]
     cv = s.get("cv") or {}
     rows.append(

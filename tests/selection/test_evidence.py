@@ -103,3 +103,15 @@ def test_adaptive_retraining_stops_and_says_why(noise_case):
     fixed = estimate(data, data.task_names[0], EstimateSettings(estimator="retrain", n_boot=0, replicate_subsets=4,
                                                                 n_subsets=20), cfg)
     assert fixed.stopped == "fixed" and len(fixed.subsets) == 20
+
+
+def test_verdict_says_beats_ties_or_loses_beyond_the_seed_noise():
+    from planner.selection.plan import verdict
+
+    base = {"higher_is_better": True, "final_seeds": 3,
+            "test": {"plan": 0.90, "pooled": 0.80, "stl": 0.899},
+            "test_sd": {"plan": 0.01, "pooled": 0.01, "stl": 0.01}}
+    text = verdict(base)
+    assert "beats pooling by 0.1000" in text and "ties with the target alone" in text
+    worse = dict(base, higher_is_better=False)  # rmse: lower is better, so the same numbers lose
+    assert "loses to pooling by 0.1000" in verdict(worse)
