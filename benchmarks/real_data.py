@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--max-size", type=int, default=None, help="constraint for the program: at most this many sources")
     ap.add_argument("--only", choices=["TV16", "Hsb82"], default=None, help="run one dataset")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny models)")
+    ap.add_argument("--estimator", choices=["auto", "retrain", "gradient"], default="auto")
+    ap.add_argument("--targets", type=int, default=None, help="only the first N targets of each dataset")
     args = ap.parse_args()
     import torch
 
@@ -65,6 +67,8 @@ def main() -> None:
     ]
     if args.only:
         studies = [s for s in studies if s[0] == args.only]
+    if args.targets:
+        studies = [(a, b, c, d, t[:args.targets], n) for a, b, c, d, t, n in studies]
     constraints = {"max_size": args.max_size} if args.max_size is not None else None
     config = TrainConfig(epochs=30, train_fraction=0.4, epoch_fraction=0.2)
     rows = []
@@ -73,7 +77,8 @@ def main() -> None:
             for seed in seeds:
                 data = load_table(source, task_col, label_col, seed=seed)
                 t0 = time.perf_counter()
-                report, est, _ = run_plan(data, target, EstimateSettings(n_subsets=(60 if args.quick else n_subsets), seed=seed, n_boot=100),
+                report, est, _ = run_plan(data, target, EstimateSettings(n_subsets=(60 if args.quick else n_subsets), seed=seed, n_boot=100,
+                                                                          estimator=args.estimator),
                                           config, PlanSettings(final_seeds=3), constraints=constraints)
                 secs = time.perf_counter() - t0
                 row = {"dataset": name, "target": target, "seed": seed, "seconds": secs, "k": len(est.sources),
@@ -81,6 +86,8 @@ def main() -> None:
                        "f1": report["surrogate"]["f1_transfer"], "mse": report["surrogate"]["mse"],
                        "noise_floor": report["surrogate"]["noise_floor"], "n_selected": len(report["selected"]),
                        "n_threshold": len(report["threshold"]["selected"]), "n_uncertain": len(report["uncertain"]),
+                       "estimator": est.estimator, "reliability": report["surrogate"].get("reliability_of_f"),
+                       "decision": report["decision"], "n_warnings": len(report["warnings"]), "verdict": report["verdict"],
                        **{f"test_{k}": v for k, v in report["test"].items()}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -94,14 +101,15 @@ def main() -> None:
             return "n/a"
         return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
-    print("\n| data | target | k | subsets | Spearman | F1 | plan | Algorithm 1 | single-task | pooled | selected (plan / Alg. 1) | uncertain | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| data | target | k | subsets | estimator | reliability | Spearman | F1 | plan | Algorithm 1 | single-task | pooled | selected (plan / Alg. 1) | uncertain | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, _s, _t, _l, targets, _n in studies:
         for target in targets:
             rs = [r for r in rows if r["dataset"] == name and r["target"] == target]
             if not rs:
                 continue
-            print(f"| {name} | {target} | {rs[0]['k']} | {rs[0]['n_subsets']} | {ms(r['spearman'] for r in rs)} | {ms(r['f1'] for r in rs)} | "
+            print(f"| {name} | {target} | {rs[0]['k']} | {rs[0]['n_subsets']} | {'/'.join(sorted({r['estimator'] for r in rs}))} | "
+                  f"{ms(r['reliability'] for r in rs)} | {ms(r['spearman'] for r in rs)} | {ms(r['f1'] for r in rs)} | "
                   f"{ms(r['test_plan'] for r in rs)} | {ms(r['test_threshold'] for r in rs)} | {ms(r['test_stl'] for r in rs)} | "
                   f"{ms(r['test_pooled'] for r in rs)} | {np.mean([r['n_selected'] for r in rs]):.1f} / {np.mean([r['n_threshold'] for r in rs]):.1f} | "
                   f"{np.mean([r['n_uncertain'] for r in rs]):.1f} | {np.mean([r['seconds'] for r in rs]):.0f} |")

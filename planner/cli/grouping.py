@@ -57,7 +57,7 @@ name_option = click.option("--name", default=None, help="Instance name (default:
 
 @convert.command("standley")
 @click.argument("results", type=click.Path(dir_okay=False))
-@click.option("--budget", type=click.FloatRange(min=0), required=True,
+@click.option("--inference-budget", "budget", type=click.FloatRange(min=0), required=True,
               help="Inference-cost budget (a full network costs 1, a half-size single-task network 0.5).")
 @click.option("--tasks", default=None, help="Comma-separated task names for the columns (default s,d,n,k,e).")
 @name_option
@@ -118,7 +118,7 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
               help="cover (groups may overlap, each task served by its best group) or partition. "
                    "Default: cover for tag and hoa, partition for subsets.")
 @click.option("--tasks", default=None, help="Tasks to group, comma separated (default: every task).")
-@click.option("--budget", default=None, metavar="ROWS",
+@click.option("--rows-budget", "budget", default=None, metavar="ROWS",
               help="Training-cost budget: rows summed over the chosen networks (a network costs its "
                    "members' training rows); '1.5x' = 1.5 times the tasks' total training rows.")
 @click.option("--max-group-size", type=click.IntRange(min=1), default=None, help="Largest group.")
@@ -133,10 +133,10 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
 @solver_option("grouping")
 @time_limit_option
 @store_options
-@click.option("-o", "--out", "instance_out", type=click.Path(dir_okay=False), default=None,
-              help="Write the grouping instance here (JSON, or YAML by suffix).")
-@click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
-              help="Write the JSON report here.")
+@click.option("-o", "--out", "report_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the JSON report here (the command's main output, as for plan and budget).")
+@click.option("--instance-out", "instance_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the grouping instance here (JSON, or YAML by suffix), before solving.")
 @json_option
 @handle_errors
 def group(data_source, task_column, label_column, regression, seed, runs_file, train, method, max_groups, mode, tasks, budget, max_group_size,
@@ -155,11 +155,11 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
             check_out_folder(path)
     from planner.io import check_outputs
 
-    check_outputs({"-o": instance_out, "--report": report_out},
+    check_outputs({"--instance-out": instance_out, "-o": report_out},
                   {"--store": store, "--data": data_source, "--runs": runs_file})
     if runs_file is not None:
         if data_source is not None or (method not in (None, "subsets")) or budget is not None:
-            raise CLIError("--runs takes the place of --data (and means --method subsets, without --budget)", 2)
+            raise CLIError("--runs takes the place of --data (and means --method subsets, without --rows-budget)", 2)
         names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
         _group_from_runs(runs_file, names, GroupSettings(method="subsets", max_groups=max_groups, mode=mode,
                                                          max_group_size=max_group_size, solver=solver,

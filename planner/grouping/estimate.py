@@ -87,16 +87,16 @@ class GroupSettings:
 
 
 def parse_budget(text: str | None, total_rows: int) -> float | None:
-    """``--budget``: a number of training rows, or ``<x>x``: x times the tasks' total training rows."""
+    """``--rows-budget``: a number of training rows, or ``<x>x``: x times the tasks' total training rows."""
     if text is None:
         return None
     s = str(text).strip().lower()
     try:
         value = float(s[:-1]) * total_rows if s.endswith("x") else float(s)
     except ValueError:
-        raise GroupingError(f"--budget: expected a number of rows or a multiple like 1.5x, got {text!r}") from None
+        raise GroupingError(f"--rows-budget: expected a number of rows or a multiple like 1.5x, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise GroupingError(f"--budget: must be positive, got {text!r}")
+        raise GroupingError(f"--rows-budget: must be positive, got {text!r}")
     return value
 
 

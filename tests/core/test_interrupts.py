@@ -192,7 +192,7 @@ def test_group_writes_the_instance_before_solving(csv_path, tmp_path, monkeypatc
     inst = tmp_path / "inst.json"
     res = CliRunner().invoke(main, ["group", "--data", str(csv_path), "--task-column", "task", "--label-column", "y",
                                     "--epochs", "2", "--hidden", "8", "--method", "hoa", "--max-groups", "2",
-                                    "--tasks", "target,s01,s02", "-o", str(inst)])
+                                    "--tasks", "target,s01,s02", "--instance-out", str(inst)])
     assert res.exit_code == 1 and "the solver broke" in res.output
     written = json.loads(inst.read_text())
     assert written["kind"] == "grouping" and len(written["tasks"]) == 3

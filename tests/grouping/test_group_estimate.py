@@ -198,7 +198,7 @@ def test_cli_group_end_to_end_json(tmp_path, csv_path, method):
     inst = tmp_path / "inst.json"
     store = tmp_path / "store.db"
     args = ["group", "--data", csv_path, *COMMON, "--method", method, "--max-groups", "2",
-            "--store", store, "-o", inst, "--json"]
+            "--store", store, "--instance-out", inst, "--json"]
     res = _run(*args)
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
@@ -228,12 +228,12 @@ def test_cli_group_end_to_end_json(tmp_path, csv_path, method):
 
 def test_cli_group_table_budget_and_tasks(tmp_path, csv_path):
     res = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--max-groups", "3",
-               "--tasks", "target,s01,s02", "--budget", "1x")
+               "--tasks", "target,s01,s02", "--rows-budget", "1x")
     assert res.exit_code == 0, res.output
     assert "plan" in res.stdout and "single" in res.stdout and "all-in-one" in res.stdout
     assert "s03" not in res.stdout
     # a budget below any cover of the tasks: infeasible (exit 3), one line
-    res = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--max-groups", "2", "--budget", "10")
+    res = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--max-groups", "2", "--rows-budget", "10")
     assert res.exit_code == 3
     assert res.stderr.strip().startswith("error:") and "budget" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1       # refused before any training
@@ -242,7 +242,7 @@ def test_cli_group_table_budget_and_tasks(tmp_path, csv_path):
 @pytest.mark.parametrize("extra,needle", [
     (["--method", "nope", "--max-groups", "2"], "nope"),
     (["--method", "hoa", "--max-groups", "2", "--tasks", "target,mars"], "mars"),
-    (["--method", "hoa", "--max-groups", "2", "--budget", "lots"], "budget"),
+    (["--method", "hoa", "--max-groups", "2", "--rows-budget", "lots"], "budget"),
     (["--method", "subsets", "--max-groups", "2", "--alpha", "9"], "alpha"),
     (["--method", "hoa", "--max-groups", "2", "--tasks", "target"], "at least 2"),
 ])
@@ -254,7 +254,7 @@ def test_cli_group_bad_input_exit_2(csv_path, extra, needle):
 
 
 def test_cli_group_budget_is_respected(csv_path):
-    res = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--max-groups", "4", "--budget", "1.3x", "--json")
+    res = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--max-groups", "4", "--rows-budget", "1.3x", "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     cost = report["cost"]
@@ -301,7 +301,7 @@ def test_group_from_runs_recovers_planted_clusters(tmp_path):
     path = tmp_path / "runs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     inst = tmp_path / "g.json"
-    res = CliRunner().invoke(main, ["group", "--runs", str(path), "--max-groups", "2", "-o", str(inst), "--json"])
+    res = CliRunner().invoke(main, ["group", "--runs", str(path), "--max-groups", "2", "--instance-out", str(inst), "--json"])
     assert res.exit_code == 0, res.output
     groups = sorted(sorted(g) for g in _json.loads(res.stdout)["solution"]["groups"])
     assert groups == [["t0", "t1", "t2"], ["t3", "t4", "t5"]]

@@ -132,7 +132,7 @@ def test_convert_commands_write_valid_instances(tmp_path):
     runner = CliRunner()
     out = tmp_path / "s.json"
     res = runner.invoke(_cli(), ["convert", "standley", str(ANCHORS / "standley2020" / "standley_results.txt"),
-                                 "--budget", "2.5", "-o", str(out)])
+                                 "--inference-budget", "2.5", "-o", str(out)])
     assert res.exit_code == 0, res.output
     p = load_instance(out)
     assert solve(p, "highs").objective == pytest.approx(solve(p, "brute").objective)
@@ -153,7 +153,7 @@ def test_convert_errors_are_one_line_with_exit_code_2(tmp_path):
     runner = CliRunner()
     bad = tmp_path / "bad.txt"
     bad.write_text("0.1\t0.2\tx\t0.3\t0.4\n0.1\t\t\t\t\n")
-    res = runner.invoke(_cli(), ["convert", "standley", str(bad), "--budget", "1"])
+    res = runner.invoke(_cli(), ["convert", "standley", str(bad), "--inference-budget", "1"])
     assert res.exit_code == 2
     assert "line 1 column 3" in res.output and "Traceback" not in res.output
     res = runner.invoke(_cli(), ["convert", "mtgnet", str(ANCHORS / "mtgnet" / "ETT_ETTm1_x.csv"),
@@ -162,7 +162,7 @@ def test_convert_errors_are_one_line_with_exit_code_2(tmp_path):
     res = runner.invoke(_cli(), ["convert", "tag", str(ANCHORS / "tag2021" / "tag_hoa_affinities.json"),
                                  "--key", "nope", "--max-groups", "2"])
     assert res.exit_code == 2 and "no such key" in res.output
-    res = runner.invoke(_cli(), ["convert", "standley", str(tmp_path / "missing.txt"), "--budget", "1"])
+    res = runner.invoke(_cli(), ["convert", "standley", str(tmp_path / "missing.txt"), "--inference-budget", "1"])
     assert res.exit_code == 2 and "file not found" in res.output
     with pytest.raises(InstanceError):
         standley_instance(ANCHORS / "standley2020" / "standley_results.txt", 1, tasks="a,b")
