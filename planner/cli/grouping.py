@@ -126,6 +126,10 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
               help="subsets: tasks per sampled subset (default max(2, n // 2)).")
 @click.option("--subsets", "n_subsets", type=click.IntRange(min=2), default=None,
               help="subsets: number of sampled subsets (default min(C(n, alpha), 6n)).")
+@click.option("--estimator", type=click.Choice(["retrain", "gradient"]), default="retrain", show_default=True,
+              help="subsets: measure each member's loss by training one model per sampled group, or by the "
+                   "gradient estimate (one network per task, a linearised fit per group; binary labels or "
+                   "regression).")
 @click.option("--lookahead-lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="tag: SGD step size of the lookahead (default: --lr).")
 @click.option("--final-seeds", type=click.IntRange(1), default=1, show_default=True,
@@ -140,7 +144,7 @@ def tag(affinities, key, max_groups, sense, rule, name, out):
 @json_option
 @handle_errors
 def group(data_source, task_column, label_column, regression, seed, runs_file, train, method, max_groups, mode, tasks, budget, max_group_size,
-          alpha, n_subsets, lookahead_lr, final_seeds, solver, time_limit, store, executor, models_per_batch, instance_out, report_out,
+          alpha, n_subsets, estimator, lookahead_lr, final_seeds, solver, time_limit, store, executor, models_per_batch, instance_out, report_out,
           as_json):
     """Group tasks from real training: estimate affinities (METHOD), solve the grouping instance,
     train one model per chosen group, and compare each task's test metric with single-task and
@@ -168,6 +172,8 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
         return
     missing = [name for name, v in (("--data", data_source), ("--task-column", task_column),
                                     ("--label-column", label_column), ("--method", method)) if v is None]
+    if estimator != "retrain" and method != "subsets":
+        raise CLIError("--estimator gradient measures the subsets affinities (--method subsets)", 2)
     if missing:
         raise CLIError(f"missing option {', '.join(missing)} (or give --runs RUNS.jsonl)", 2)
     config = train_config(train)
@@ -182,7 +188,7 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
                              n_subsets=n_subsets, final_seeds=final_seeds,
                              budget=parse_budget(budget, total_rows), max_group_size=max_group_size,
                              solver=solver, time_limit=time_limit, lookahead_lr=lookahead_lr,
-                             executor=executor, batch_size=models_per_batch)
+                             executor=executor, batch_size=models_per_batch, estimator=estimator)
     show_notes(data)
     source = {"source": data_source, "task_column": task_column, "label_column": label_column,
               "regression": regression, "seed": seed}

@@ -84,6 +84,7 @@ class GroupSettings:
     tag_every: int = 1               # tag: lookahead at every k-th step
     executor: str = "local"          # where models are trained (planner.executors)
     batch_size: int = MODELS_PER_BATCH  # models per store transaction
+    estimator: str = "retrain"       # subsets: retrain one group model per subset, or the gradient estimate
 
 
 def parse_budget(text: str | None, total_rows: int) -> float | None:
@@ -180,6 +181,8 @@ def affinity_subsets(models: _Models, tasks: list[int], settings: GroupSettings)
     n = len(tasks)
     alpha, m = subsets_design(settings, n)
     design = [tuple(tasks[i] for i in s) for s in sample_fixed_size(n, alpha, m, settings.seed)]
+    if settings.estimator == "gradient":
+        return affinity_subsets_gradient(models.data, tasks, design, models.kind.config, settings, alpha, m)
     runs = models.get(design)
     names = models.data.task_names
     pos = {t: i for i, t in enumerate(tasks)}
@@ -187,6 +190,34 @@ def affinity_subsets(models: _Models, tasks: list[int], settings: GroupSettings)
     losses = [{pos[t]: runs[(tuple(sorted(g)), 0)].val_losses.get(names[t]) for t in g} for g in design]
     M, info = affinity_from_losses(n, members, losses)
     info.update({"alpha": alpha, "n_subsets": m})
+    return M, info
+
+
+def affinity_subsets_gradient(data, tasks: list[int], design, config, settings: GroupSettings, alpha: int, m: int):
+    """The same subsets affinity with each member's loss in each sampled group from the gradient estimate
+    (:mod:`planner_models.gradient`): for every task a, one network on the chosen tasks with a as the target,
+    and a's linearised loss with the other members of each group that holds it. Nothing is trained per
+    group, so many more groups cost little."""
+    from planner_models.gradient import GradientConfig, GradientEstimator
+
+    usable = not (data.n_classes and data.n_classes > 2) and not getattr(config, "model", None)
+    if not usable:
+        raise GroupingError("the gradient estimate needs binary labels or regression and the built-in network; "
+                            "use --estimator retrain")
+    base = dataclasses.replace(config, train_fraction=1.0, epoch_fraction=1.0)
+    pos = {t: i for i, t in enumerate(tasks)}
+    members = [[pos[t] for t in g] for g in design]
+    losses: list[dict[int, float]] = [{} for _ in design]
+    for a in tasks:
+        others = [t for t in tasks if t != a]
+        holding = [r for r, g in enumerate(design) if a in g]
+        est = GradientEstimator(data, a, GradientConfig(base=base, device=config.device),
+                                seed=subset_seed(settings.seed, (a,), 7), sources=others)
+        f = est.f([tuple(t for t in design[r] if t != a) for r in holding])
+        for r, v in zip(holding, f):
+            losses[r][pos[a]] = float(v)
+    M, info = affinity_from_losses(len(tasks), members, losses)
+    info.update({"alpha": alpha, "n_subsets": m, "estimator": "gradient"})
     return M, info
 
 

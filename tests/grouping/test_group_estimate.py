@@ -310,3 +310,15 @@ def test_group_from_runs_recovers_planted_clusters(tmp_path):
     bad.write_text(_json.dumps({"subset": ["t0", "t1"], "loss": 0.5, "seed": 0, "losses": {"t0": 0.5}}) + "\n")
     res = CliRunner().invoke(main, ["group", "--runs", str(bad), "--max-groups", "2"])
     assert res.exit_code == 2 and "losses" in res.output and "Traceback" not in res.output
+
+
+def test_group_subsets_affinities_from_the_gradient_estimate(tmp_path, csv_path):
+    res = _run("group", "--data", csv_path, *COMMON, "--method", "subsets", "--estimator", "gradient",
+               "--max-groups", "2", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["estimate"]["estimator"] == "gradient"
+    M = np.array(report["affinity"]["matrix"])
+    assert M.shape == (4, 4) and np.isfinite(M).all() and np.abs(M).sum() > 0
+    bad = _run("group", "--data", csv_path, *COMMON, "--method", "hoa", "--estimator", "gradient", "--max-groups", "2")
+    assert bad.exit_code == 2 and "--method subsets" in bad.output
