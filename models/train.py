@@ -31,16 +31,28 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import TEST, TRAIN, VAL, DataError, TaskData
-from .losses import PER_ROW, resolve_loss
+from .data import TaskData
 from .mtl import BatchedMTL, MTLNet, init_params, init_params_many
+from .schedule import (  # noqa: F401 (public names kept importable from here)
+    SubsetResult,
+    _early_stop_loss,
+    _metric_dict,
+    _per_row,
+    _Prepared,
+    _prepare,
+    _Spec,
+    _specs,
+    resolve_device,
+    scaled_labels,
+    training_rows,
+)
 
 # fields of TrainConfig that cannot change a result (left out of to_dict / cache keys)
 _NOT_IN_KEY = ("device", "chunk_size")
@@ -125,7 +137,7 @@ class TrainConfig:
         if self.model is None:
             d.pop("model")  # the built-in network: the same dict as before the option existed
         else:
-            from .user_model import model_fingerprint
+            from .model_spec import model_fingerprint
 
             d["model_sha256"] = model_fingerprint(self.model)  # an edited model file is a new study
         return d
@@ -138,178 +150,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig: unknown field(s) {', '.join(sorted(unknown))}")
         return cls(**d)
-
-
-@dataclass
-class SubsetResult:
-    """One trained subset model.
-
-    ``subset``: task indices, target first, then the sources in increasing order. ``f``: the target's
-    validation loss under the configured loss. ``val_losses``: that loss on each member task's
-    validation rows. ``test``: the target's test metrics (classification: ``loss``, ``accuracy``,
-    ``ce``, ``margin``, ``zero_one``; regression: ``loss``, ``mse``, ``rmse``, ``mae``; regression
-    losses in the label's own units). ``seconds``: wall time (for batched training, the group's time
-    divided by its size). ``epochs``: epochs trained; ``best_epoch``: the epoch whose state was kept.
-    """
-
-    subset: tuple[int, ...]
-    f: float
-    val_losses: dict[int, float]
-    test: dict[str, float]
-    seconds: float
-    device: str
-    seed: int
-    epochs: int = 0
-    best_epoch: int = 0
-    n_train: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["subset"] = list(self.subset)
-        d["val_losses"] = {str(k): v for k, v in self.val_losses.items()}
-        return d
-
-
-# ---------------------------------------------------------------------------- preparation
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
-@dataclass
-class _Prepared:
-    data: TaskData
-    target: int
-    loss: str
-    train_loss: str
-    device: torch.device
-    X: torch.Tensor                 # (n, p) on device
-    X1: torch.Tensor                # (n, p + 1): X with a column of ones (biases folded into weights)
-    y: torch.Tensor                 # (n,) int64 or float32 (regression: standardised) on device
-    y_scale: float                  # regression: std of training labels (losses in original units)
-    out_dim: int
-    train_rows: list[np.ndarray]    # per task, after train_fraction
-    val_rows: list[np.ndarray]
-    test_rows: np.ndarray           # the target's
-    Xv: torch.Tensor = field(init=False)
-    Xv1: torch.Tensor = field(init=False)
-    yv: torch.Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        vr = torch.as_tensor(self.val_rows[self.target], device=self.device)
-        self.Xv, self.Xv1, self.yv = self.X[vr], self.X1[vr], self.y[vr]
-
-
-def scaled_labels(data: TaskData) -> tuple[np.ndarray, float]:
-    """Labels as the trainer uses them: class indices, or regression targets standardised with the
-    training rows' mean and standard deviation (returned as the scale that undoes it)."""
-    if data.n_classes:
-        return data.y.astype(np.int64), 1.0
-    tr = data.y[data.split == TRAIN].astype(np.float64)
-    mu = float(tr.mean()) if len(tr) else 0.0
-    sd = float(tr.std()) if len(tr) > 1 else 1.0
-    y_scale = sd if sd > 0 else 1.0
-    return ((data.y.astype(np.float64) - mu) / y_scale).astype(np.float32), y_scale
-
-
-def training_rows(data: TaskData, config: TrainConfig) -> list[np.ndarray]:
-    """Each task's training rows; with ``train_fraction < 1`` the same seeded fraction for every model."""
-    out = []
-    for t in range(data.n_tasks):
-        rows = data.rows(t, TRAIN)
-        if config.train_fraction < 1.0 and len(rows):
-            n_keep = max(1, int(round(config.train_fraction * len(rows))))
-            rng = np.random.default_rng([config.subsample_seed, t])
-            rows = np.sort(rng.choice(rows, size=n_keep, replace=False))
-        out.append(rows)
-    return out
-
-
-def _prepare(data: TaskData, target: int, config: TrainConfig) -> _Prepared:
-    if not isinstance(data, TaskData):
-        raise TypeError("data must be a TaskData")
-    target = data.task_index(target)
-    loss = resolve_loss(config.loss, data.n_classes)
-    device = resolve_device(config.device)
-    counts = data.counts()
-    if counts[target, VAL] == 0:
-        raise DataError(f"target task {data.task_names[target]!r} has no validation rows")
-    y_np, y_scale = scaled_labels(data)
-    train_rows = training_rows(data, config)
-    val_rows = [data.rows(t, VAL) for t in range(data.n_tasks)]
-    return _Prepared(data=data, target=target, loss=loss, train_loss="ce" if data.n_classes else "mse",
-                     device=device, X=torch.from_numpy(data.X).to(device),
-                     X1=torch.from_numpy(np.hstack([data.X, np.ones((len(data.X), 1), np.float32)])).to(device),
-                     y=torch.from_numpy(y_np).to(device),
-                     y_scale=y_scale, out_dim=data.n_classes if data.n_classes else 1,
-                     train_rows=train_rows, val_rows=val_rows, test_rows=data.rows(target, TEST))
-
-
-@dataclass
-class _Spec:
-    """One model to train: its tasks (target first), seed, training rows and step budget."""
-
-    index: int
-    subset: tuple[int, ...]
-    seed: int
-    rows: np.ndarray
-    steps_per_epoch: int
-    budget: int
-
-
-def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[int],
-           config: TrainConfig) -> list[_Spec]:
-    if len(seeds) != len(subsets):
-        raise ValueError(f"got {len(subsets)} subsets but {len(seeds)} seeds")
-    n_tasks = prep.data.n_tasks
-    out = []
-    for i, (sub, seed) in enumerate(zip(subsets, seeds)):
-        srcs = set()
-        for s in sub:
-            if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or not 0 <= s < n_tasks:
-                raise ValueError(f"subset {i}: {s!r} is not a task index in 0..{n_tasks - 1}")
-            if int(s) != prep.target:
-                srcs.add(int(s))
-        subset = (prep.target,) + tuple(sorted(srcs))
-        rows = np.concatenate([prep.train_rows[t] for t in subset])   # task by task, each sorted
-        spe = math.ceil(len(rows) / config.batch_size)
-        budget = math.ceil(config.epoch_fraction * config.epochs * spe) if spe else 0
-        if int(seed) < 0:
-            raise ValueError(f"seed {seed} must be >= 0")
-        out.append(_Spec(i, subset, int(seed), rows, spe, budget))
-    return out
-
-
-# ---------------------------------------------------------------------------- metrics
-def _metric_dict(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> dict[str, torch.Tensor]:
-    """Per-model mean metrics over rows: ``out (M, n, C)``, ``y (n,)`` or ``(M, n)`` -> ``{name: (M,)}``."""
-    if y.dim() == 1:
-        y = y.unsqueeze(0).expand(out.shape[0], -1)
-    if prep.data.n_classes:
-        ce = PER_ROW["ce"](out, y).mean(1)
-        mar = PER_ROW["margin"](out, y).mean(1)
-        zo = PER_ROW["zero_one"](out, y).mean(1)
-        d = {"ce": ce, "margin": mar, "zero_one": zo, "accuracy": 1.0 - zo}
-        d["loss"] = d[loss]
-    else:
-        err = (out.squeeze(-1) - y) * prep.y_scale
-        mse = (err ** 2).mean(1)
-        d = {"mse": mse, "rmse": mse.sqrt(), "mae": err.abs().mean(1), "loss": mse}
-    return d
-
-
-def _per_row(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> torch.Tensor:
-    v = PER_ROW[loss](out, y)
-    return v * prep.y_scale ** 2 if loss == "mse" else v
-
-
-def _early_stop_loss(out: torch.Tensor, y: torch.Tensor, prep: _Prepared) -> torch.Tensor:
-    """Training loss on the target's validation rows, per model: ``out (M, n, C)`` -> ``(M,)``."""
-    y = y.unsqueeze(0).expand(out.shape[0], -1)
-    return PER_ROW[prep.train_loss](out, y).mean(1)
 
 
 # ---------------------------------------------------------------------------- batched trainer

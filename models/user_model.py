@@ -40,7 +40,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from torch import nn
+
+from .model_spec import model_fingerprint
 
 __all__ = ["UserModelError", "UserModel", "load_user_model", "as_user_model", "model_fingerprint",
            "check_module", "probe_vmap", "train_subsets_user"]
@@ -173,26 +176,6 @@ def load_user_model(spec: str) -> UserModel:
     out = UserModel(spec, _check_signature(spec, fn), source)
     out._from_spec = True
     return out
-
-
-def model_fingerprint(spec: str) -> str:
-    """sha256 over ``spec`` and the bytes of the file it names (``FILE.py``, or the module's source
-    file, found without running it): the part of a store key that tells an edited model from the old."""
-    spec = str(spec).strip()
-    where, _, _ = spec.rpartition(":")
-    h = hashlib.sha256(spec.encode())
-    path: str | None = None
-    if where.endswith(".py") or os.sep in where or "/" in where:
-        path = os.path.expanduser(where)
-    elif where:
-        try:
-            found = importlib.util.find_spec(where)
-            path = found.origin if found is not None else None
-        except (ImportError, ValueError):
-            path = None
-    if path and os.path.isfile(path):
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()
 
 
 def _check_signature(spec: str, fn) -> Callable:
@@ -355,7 +338,7 @@ def train_subsets_user(data, target, subsets: Sequence[Sequence[int]], config, s
     input order. ``builder``: a :class:`UserModel`, ``FILE.py:FUNCTION`` / ``package.module:FUNCTION``,
     or a callable. ``mode``: ``auto`` (batched with ``torch.func`` where :func:`probe_vmap` allows,
     else the loop), ``vmap`` (batched, or :class:`UserModelError` saying why not) or ``loop``."""
-    from .train import _prepare, _specs
+    from .schedule import _prepare, _specs
 
     if mode not in ("auto", "vmap", "loop"):
         raise ValueError(f"mode must be auto, vmap or loop, not {mode!r}")
@@ -427,7 +410,7 @@ def _rng_devices(dev: torch.device) -> list[int]:
 
 def _train_one_loop(model: UserModel, prep, spec, config):
     """One module, one ``torch.optim.Adam``: the reference path (and the fallback)."""
-    from .train import SubsetResult, _early_stop_loss
+    from .schedule import SubsetResult, _early_stop_loss
 
     t0 = time.perf_counter()
     dev = prep.device
@@ -488,7 +471,7 @@ def _train_one_loop(model: UserModel, prep, spec, config):
 
 @torch.no_grad()
 def _evaluate_one(net: nn.Module, prep, spec):
-    from .train import _metric_dict, _per_row
+    from .schedule import _metric_dict, _per_row
 
     dev = prep.device
     loss_name = prep.loss
@@ -517,7 +500,7 @@ def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
     """Models of equal head count stacked and stepped together (``torch.func``)."""
     from torch.func import stack_module_state
 
-    from .train import SubsetResult, _early_stop_loss
+    from .schedule import SubsetResult, _early_stop_loss
 
     t0 = time.perf_counter()
     dev = prep.device
@@ -662,7 +645,7 @@ def _adam(params: dict, grads: dict, m1: dict, m2: dict, steps: np.ndarray, acti
 
 @torch.no_grad()
 def _evaluate_vmap(base: nn.Module, params: dict, buffers: dict, prep, specs: list):
-    from .train import _metric_dict, _per_row
+    from .schedule import _metric_dict, _per_row
 
     dev = prep.device
     M = len(specs)

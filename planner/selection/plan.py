@@ -22,7 +22,7 @@ from planner.selection.surrogate import LinearSurrogate, masks_from_subsets
 
 PAPER_GAMMA_GRID = tuple(round(-0.5 + 0.1 * i, 1) for i in range(11))  # -0.5 .. 0.5 (Section 4)
 MAX_GAMMA_SETS = 12
-POOL_MARGIN = 0.01  # a candidate replaces the better baseline only with a validation loss lower by 1% (and 2 SE)
+POOL_MARGIN = 0.01  # a candidate replaces pooling only with a validation loss lower by 1% (and 2 SE)
 
 
 @dataclass
@@ -150,10 +150,10 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         val_arm.setdefault(name, []).append(float(rr.f))
     val = {name: float(np.mean(v)) for name, v in val_arm.items()}
     if est.separable or not can_pool:
-        # The default is the better baseline on validation (pooling, or the target alone); another candidate
-        # replaces it only when it is clearly better: by more than POOL_MARGIN and than twice the seed noise.
-        defaults = [n for n in ("all allowed", "none") if n in candidates]
-        default = min(defaults, key=lambda n: val[n]) if defaults else "program"
+        # Pooling is the baseline to beat (the program's set where the constraints forbid pooling); another
+        # candidate, the target alone included, replaces it only when clearly better on validation: by more
+        # than POOL_MARGIN and than twice the seed noise.
+        default = "all allowed" if "all allowed" in candidates else "program"
         chosen = min(candidates, key=lambda name: (val[name], name != "program"))
         if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default]):
             chosen = default

@@ -33,8 +33,15 @@ def import_graph() -> dict[str, set[str]]:
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: resolved against this module's package
+                    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        package = package.rpartition(".")[0]
+                    base = f"{package}.{node.module}" if node.module else package
+                else:
+                    base = node.module or ""
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
             for t in targets:
                 while t and t not in names:
                     t = t.rpartition(".")[0]
@@ -80,6 +87,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
+
+
+def test_relative_imports_are_followed():
+    graph = import_graph()
+    assert "planner_models.schedule" in graph["planner_models.user_model"]
 
 
 def test_the_cycle_finder_finds_a_planted_circle():
