@@ -90,7 +90,9 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets ({est.trained} trained now), "
-               f"surrogate {d['surrogate']}, held-out Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
+               f"{est.estimator} estimate, reliability {fmt(d.get('reliability_of_f'))}, surrogate {d['surrogate']}, "
+               f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
+    show_warnings(est.warnings)
 
 @click.command()
 @data_options
@@ -167,8 +169,7 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
 
         plot_scores(report, Path(plot_dir) / "scores.png")
         plot_predicted_vs_measured(est.pred_held, est.f[est.held], est.baseline, report, Path(plot_dir) / "predicted_vs_measured.png")
-    for warning in report.get("warnings", []):
-        click.echo(f"warning: {warning}", err=True)
+    show_warnings(report.get("warnings", []))
     if as_json:
         click.echo(dumps_json(report).strip())
     else:
@@ -201,7 +202,15 @@ def _estimate_from_runs(runs_file, target, settings, out) -> None:
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets from {runs_file}, "
-               f"surrogate {d['surrogate']}, held-out Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
+               f"reliability {fmt(d.get('reliability_of_f'))}, surrogate {d['surrogate']}, "
+               f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
+    show_warnings(est.warnings)
+
+
+def show_warnings(warnings) -> None:
+    """Every reason not to trust the estimate, one plain line each, on stderr."""
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def truth_check(report: dict, rates: dict[str, float]) -> dict:

@@ -459,7 +459,8 @@ def estimate_from_runs(path: str, target: str, settings: EstimateSettings, const
     f = np.array([np.mean(groups[s]) for s in subsets])
     noise_groups = {s: v for s, v in groups.items() if len(v) > 1}
     return fit_estimate(target, sources, subsets, f, list(arrays.f[stl]), noise_groups, settings, constraints,
-                        train_config={"runs": str(path)}, t0=t0, estimator="runs", stopped="runs")
+                        train_config={"runs": str(path)}, t0=t0, estimator="runs", stopped="runs",
+                        f_replicates=max(1, int(np.median([len(groups[s]) for s in subsets]))))
 
 
 def selection_frequencies(boot: np.ndarray, model, sources: list[str], constraints: dict | None, target: str) -> dict[str, float]:

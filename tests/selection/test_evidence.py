@@ -115,3 +115,28 @@ def test_verdict_says_beats_ties_or_loses_beyond_the_seed_noise():
     assert "beats pooling by 0.1000" in text and "ties with the target alone" in text
     worse = dict(base, higher_is_better=False)  # rmse: lower is better, so the same numbers lose
     assert "loses to pooling by 0.1000" in verdict(worse)
+
+
+def test_estimate_prints_reliability_and_every_warning_on_stderr(tmp_path):
+    """`planner estimate` on runs that are pure seed noise: the summary names the reliability and the
+    warnings reach stderr, one line each."""
+    import json
+
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    rng = np.random.default_rng(3)
+    lines = []
+    for r, s in enumerate(design(8, 3, 56, seed=0)):
+        for seed in (0, 1):
+            lines.append({"subset": [f"s{i}" for i in s], "loss": 0.5 + float(rng.normal(0, 0.02)), "seed": 10 * r + seed})
+    lines += [{"subset": [], "loss": 0.5 + float(rng.normal(0, 0.02)), "seed": 999 + i} for i in range(3)]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    res = CliRunner().invoke(main, ["estimate", "--runs", str(path), "--target", "T", "-o", str(tmp_path / "i.json"),
+                                    "--bootstrap", "20"])
+    assert res.exit_code == 0, res.output
+    assert "reliability" in res.stdout
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning: ")]
+    assert any("low reliability" in w for w in warnings)
