@@ -159,11 +159,15 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
             chosen = default
         plan_set = list(candidates[chosen])
         if chosen != "program":
-            why = {"all allowed": "pooling", "none": "the target alone"}.get(chosen)
-            decision = (f"{chosen}: no candidate beat {why} on validation by a clear margin" if why
-                        else f"{chosen}: clearly the lowest validation loss among the candidate sets")
-            warnings.append(f"the program's set ({len(program_set)} sources) is not the plan: {decision} "
-                            f"(validation loss {val['program']:.4g} against {val[chosen]:.4g})")
+            if chosen == default:
+                decision = f"{chosen}: no candidate beat pooling on validation by a clear margin"
+            elif chosen == "none":
+                decision = "none: the target alone beat pooling on validation by a clear margin"
+            else:
+                decision = f"{chosen}: clearly the lowest validation loss among the candidate sets"
+            if sorted(plan_set) != sorted(program_set):
+                warnings.append(f"the program's set ({len(program_set)} sources) is not the plan: {decision} "
+                                f"(validation loss {val['program']:.4g} against {val[chosen]:.4g})")
     else:
         chosen = "all allowed"
     per_arm["plan"], val_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen])

@@ -140,3 +140,12 @@ def test_estimate_prints_reliability_and_every_warning_on_stderr(tmp_path):
     assert "reliability" in res.stdout
     warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning: ")]
     assert any("low reliability" in w for w in warnings)
+
+
+def test_a_candidate_replaces_pooling_only_when_clearly_better():
+    from planner.selection.plan import _clearly_better
+
+    pooled = [-0.60, -0.61, -0.59]
+    assert _clearly_better([-0.70, -0.71, -0.69], pooled)          # 16% lower, seeds agree
+    assert not _clearly_better([-0.603, -0.604, -0.602], pooled)    # under 1%
+    assert not _clearly_better([-0.50, -0.90, -0.70], pooled)       # lower on average, but within the seed noise
