@@ -18,7 +18,6 @@ case seed and estimator:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -38,11 +37,6 @@ def sample_subsets(k: int, alpha: int, n: int, seed: int) -> list[tuple[int, ...
             seen.add(s)
             out.append(s)
     return out
-
-
-def run_seed(subset: tuple[int, ...], seed: int, replicate: int) -> int:
-    text = f"{seed}|{','.join(map(str, subset))}|{replicate}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little") & 0x7FFFFFFF
 
 
 def theta_ls(masks: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -98,6 +92,7 @@ def evaluate(case, kind, cfg, subsets, seed, noise_subsets=20):
     from planner_models.gradient import GradientEstimator
     from planner_models.train import train_subsets
     from planner.reliability import repeated_kfold, spearman, variance_components
+    from planner.sampling import subset_seed
 
     data, t = case.data, case.target
     src = case.sources
@@ -107,14 +102,14 @@ def evaluate(case, kind, cfg, subsets, seed, noise_subsets=20):
     if kind.startswith("retrain"):
         r_seeds = 4 if kind == "retrain4" else 1
         runs = [()] * 3 + to_data * r_seeds
-        seeds = [run_seed((), seed, r) for r in range(3)] + [run_seed(s, seed, r) for r in range(r_seeds) for s in to_data]
+        seeds = [subset_seed(seed, (), r) for r in range(3)] + [subset_seed(seed, s, r) for r in range(r_seeds) for s in to_data]
         res = train_subsets(data, t, runs, cfg, seeds)
         f_all = np.array([r.f for r in res])
         stl, f = f_all[:3], f_all[3:].reshape(r_seeds, -1).mean(0)
         seconds = time.perf_counter() - t0
         noisy = to_data[:noise_subsets]
         rep = train_subsets(data, t, noisy * r_seeds, cfg,
-                            [run_seed(s, seed, r_seeds + r) for r in range(r_seeds) for s in noisy])
+                            [subset_seed(seed, s, r_seeds + r) for r in range(r_seeds) for s in noisy])
         rep_f = np.array([r.f for r in rep]).reshape(r_seeds, -1).mean(0)
         pairs = [[a, b] for a, b in zip(f[:noise_subsets], rep_f)]
     else:

@@ -398,6 +398,16 @@ class GradientEstimator:
         return self._val_loss(torch.stack(ws))
 
 
+def applies_to(data: TaskData, config: TrainConfig | None = None) -> tuple[bool, str]:
+    """Whether the gradient estimate covers ``data`` trained with ``config``: binary labels or regression,
+    with the built-in network. Returns ``(applies, why not)``."""
+    if config is not None and getattr(config, "model", None):
+        return False, "a user's own model is trained by retraining only"
+    if data.n_classes and data.n_classes > 2:
+        return False, f"{data.n_classes} classes (it handles binary labels and regression)"
+    return True, ""
+
+
 def gradient_f(data: TaskData, target_idx: int | str, subsets: Sequence[Sequence[int]],
                config: GradientConfig | None = None, seed: int = 0, sources: Sequence[int] | None = None) -> np.ndarray:
     """Gradient-based estimate of f(S) for every subset (task indices of ``data``): an array of

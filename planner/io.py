@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from planner.status import InstanceError, UsageError
@@ -438,9 +439,12 @@ _sweep_stale_temporaries = sweep_stale_temporaries
 
 def finite_or_null(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, +-inf: an undefined figure) replaced by None, so it
-    can be written as strict JSON (``null``) or YAML; containers are copied, other values kept."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    can be written as strict JSON (``null``) or YAML; numpy scalars become Python numbers; containers
+    are copied, other values kept."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
     if isinstance(obj, dict):
         return {k: finite_or_null(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

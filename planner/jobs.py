@@ -160,11 +160,8 @@ class JobRunner:
         stored = {}
         for rec in self.store.runs(study, known=names):
             stored[(tuple(sorted(index[t] for t in rec.subset)), rec.replicate)] = rec
-        out = {}
-        for j in jobs:
-            key = (tuple(sorted(j.tasks)), j.replicate)
-            if key not in stored:
-                raise PlannerError(f"{sum(1 for j2 in jobs if (tuple(sorted(j2.tasks)), j2.replicate) not in stored)} "
-                                   "runs are missing from the store after training")
-            out[key] = stored[key]
-        return out
+        keys = [(tuple(sorted(j.tasks)), j.replicate) for j in jobs]
+        missing = [key for key in keys if key not in stored]
+        if missing:
+            raise PlannerError(f"{len(missing)} runs are missing from the store after training")
+        return {key: stored[key] for key in keys}

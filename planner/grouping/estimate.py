@@ -198,12 +198,11 @@ def affinity_subsets_gradient(data, tasks: list[int], design, config, settings: 
     (:mod:`planner_models.gradient`): for every task a, one network on the chosen tasks with a as the target,
     and a's linearised loss with the other members of each group that holds it. Nothing is trained per
     group, so many more groups cost little."""
-    from planner_models.gradient import GradientConfig, GradientEstimator
+    from planner_models.gradient import GradientConfig, GradientEstimator, applies_to
 
-    usable = not (data.n_classes and data.n_classes > 2) and not getattr(config, "model", None)
+    usable, why = applies_to(data, config)
     if not usable:
-        raise GroupingError("the gradient estimate needs binary labels or regression and the built-in network; "
-                            "use --estimator retrain")
+        raise GroupingError(f"the gradient estimate does not apply: {why}; use --estimator retrain")
     base = dataclasses.replace(config, train_fraction=1.0, epoch_fraction=1.0)
     pos = {t: i for i, t in enumerate(tasks)}
     members = [[pos[t] for t in g] for g in design]

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from planner.io import finite_or_null
 from planner.jobs import Job, JobRunner, SubsetRuns
 from planner.reliability import variance_components
 from planner.ridge import stack_rows
@@ -100,19 +101,9 @@ class Estimate:
 
     def problem(self, constraints: dict | None = None, name: str | None = None):
         """The selection problem over the fitted surrogate, built directly (no file round trip)."""
-        from planner.selection.problem import SelectionProblem
-
-        c = constraints or {}
-        costs = c.get("costs")
-        pairs = tuple(sorted((min(i, j), max(i, j), float(v)) for i, j, v in self.model.pairwise_ if v != 0.0))
-        return SelectionProblem(
-            name=name or f"estimate_{self.target}", target=self.target, sources=tuple(self.sources),
-            intercept=float(self.model.intercept_), linear=tuple(float(v) for v in self.model.coef_), pairwise=pairs,
-            baseline=float(self.baseline), min_size=int(c.get("min_size", 0)), max_size=c.get("max_size"),
-            must_include=frozenset(c.get("must_include", ())), exclude=frozenset(c.get("exclude", ())),
-            costs=None if costs is None else tuple(float(costs.get(t, 0.0)) for t in self.sources),
-            budget=c.get("budget"),
-        )
+        return selection_problem(name or f"estimate_{self.target}", self.target, self.sources,
+                                 float(self.model.intercept_), self.model.coef_, self.model.pairwise_, constraints,
+                                 baseline=float(self.baseline))
 
     def instance_dict(self, name: str | None = None, constraints: dict | None = None) -> dict[str, Any]:
         """A selection instance in the contract's schema holding the surrogate and the diagnostics."""
@@ -132,7 +123,7 @@ class Estimate:
         }
         if constraints:
             data["constraints"] = constraints
-        data["meta"] = json_safe({
+        data["meta"] = finite_or_null({
             "surrogate_kind": "pairwise" if isinstance(self.model, PairwiseSurrogate) else "linear",
             "diagnostics": self.diagnostics,
             "interval": self.interval,
@@ -151,17 +142,23 @@ class Estimate:
         return data
 
 
-def json_safe(value):
-    """``value`` with every non-finite float replaced by None (undefined figures are null in JSON)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+def selection_problem(name: str, target: str, sources: list[str], intercept: float, linear, pairs,
+                      constraints: dict | None, baseline: float | None = None):
+    """A :class:`SelectionProblem` over a fitted surrogate (``pairs``: ``(i, j, theta_ij)``, zero terms
+    dropped) and the constraints mapping of the CLI and the instance files, built without a file round trip."""
+    from planner.selection.problem import SelectionProblem
+
+    c = constraints or {}
+    costs = c.get("costs")
+    return SelectionProblem(
+        name=name, target=target, sources=tuple(sources), intercept=float(intercept),
+        linear=tuple(float(v) for v in linear),
+        pairwise=tuple(sorted((min(i, j), max(i, j), float(v)) for i, j, v in pairs if v != 0.0)),
+        baseline=baseline, min_size=int(c.get("min_size", 0)), max_size=c.get("max_size"),
+        must_include=frozenset(c.get("must_include", ())), exclude=frozenset(c.get("exclude", ())),
+        costs=None if costs is None else tuple(float(costs.get(t, 0.0)) for t in sources),
+        budget=c.get("budget"),
+    )
 
 
 def estimate(data, target: str, settings: EstimateSettings, config, store_path: str = ":memory:",
@@ -201,6 +198,12 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     def to_data(s):
         return tuple(sorted(src_idx[i] for i in s))
 
+    pos = {i: n_ for n_, i in enumerate(src_idx)}
+
+    def by_position(records):
+        """Records keyed by (subset as positions in ``sources``, replicate)."""
+        return {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
+
     kind = SubsetRuns(t_idx, config)
     n_rep = min(settings.replicate_subsets, n_max)
     base_jobs = [Job((), r, subset_seed(settings.seed, (), r)) for r in range(settings.repeats)]
@@ -224,19 +227,17 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
             # measure retraining's seed noise on the replicate design too, and how far the two agree
             if on_total is not None:
                 on_total(len(base_jobs))
-            rec = runner.run(data, kind, base_jobs, settings.seed)
-            pos = {i: n_ for n_, i in enumerate(src_idx)}
             rgroups: dict[tuple, list[float]] = {}
-            for (tasks, _r), r in rec.items():
-                rgroups.setdefault(tuple(sorted(pos[i] for i in tasks)), []).append(r.f)
+            for (s, _r), r in by_position(runner.run(data, kind, base_jobs, settings.seed)).items():
+                rgroups.setdefault(s, []).append(r.f)
             rcomp = variance_components({s: v for s, v in rgroups.items() if s})
             gcomp = grad["components"]
             rep_keys = [tuple(s) for s in subsets[:n_rep]]
             agree = spearman([np.mean(rgroups[s]) for s in rep_keys], [grad["f"][i] for i in range(n_rep)])
-            choice.update({"gradient_reliability": _num(gcomp.reliability), "retrain_reliability": _num(rcomp.reliability),
-                           "agreement_spearman": _num(agree)})
+            choice.update({"gradient_reliability": finite_or_null(gcomp.reliability), "retrain_reliability": finite_or_null(rcomp.reliability),
+                           "agreement_spearman": finite_or_null(agree)})
             g_rel = gcomp.reliability_of_mean(max(2, settings.gradient_seeds))
-            choice["gradient_reliability_of_mean"] = _num(g_rel)
+            choice["gradient_reliability_of_mean"] = finite_or_null(g_rel)
             if math.isfinite(rcomp.reliability) and rcomp.reliability > (g_rel if math.isfinite(g_rel) else -1):
                 chosen, grad = "retrain", None
                 choice["why"] = (f"retrain: its reliability {rcomp.reliability:.2f} beats the gradient estimate's "
@@ -264,13 +265,11 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
     while True:
         subsets = design(k, alpha, n, settings.seed, settings.extra_design)
         jobs = base_jobs + [Job(to_data(s), 0, subset_seed(settings.seed, to_data(s), 0)) for s in subsets]
-        records = runner.run(data, kind, jobs, settings.seed)
+        by_key = by_position(runner.run(data, kind, jobs, settings.seed))
         if not adaptive:
             break
-        pos = {i: n_ for n_, i in enumerate(src_idx)}
-        by = {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
         X = masks_from_subsets(subsets, k)
-        theta = fit_surrogate(X, np.array([by[(tuple(s), 0)].f for s in subsets]), kind="linear",
+        theta = fit_surrogate(X, np.array([by_key[(tuple(s), 0)].f for s in subsets]), kind="linear",
                               random_state=settings.seed).coef_
         history.append(frozenset(np.flatnonzero(theta < 0).tolist()))
         if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
@@ -284,9 +283,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
             break
         n = min(n_max, n + max(2 * k, n // 2))  # the progress bar grows past its first total
 
-    pos = {i: n_ for n_, i in enumerate(src_idx)}
-    by_key = {(tuple(sorted(pos[i] for i in tasks)), rep): rec for (tasks, rep), rec in records.items()}
-    runs = list(records.values())
+    runs = list(by_key.values())
     f = np.array([by_key[(tuple(s), 0)].f for s in subsets])
     stl_f = [by_key[((), r)].f for r in range(settings.repeats) if ((), r) in by_key]
     groups: dict[tuple, list[float]] = {}
@@ -301,12 +298,10 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
 
 
 def gradient_usable(data, config) -> tuple[bool, str]:
-    """The gradient estimator covers binary classification and regression with the built-in network."""
-    if getattr(config, "model", None):
-        return False, "a user's own model is trained by retraining only"
-    if data.n_classes and data.n_classes > 2:
-        return False, f"{data.n_classes} classes (it handles binary labels and regression)"
-    return True, ""
+    """The gradient estimate covers binary classification and regression with the built-in network."""
+    from planner_models.gradient import applies_to
+
+    return applies_to(data, config)
 
 
 def _gradient_f(data, t_idx: int, src_idx: list[int], subsets: list[tuple[int, ...]], config, settings) -> dict:
@@ -330,10 +325,6 @@ def _gradient_f(data, t_idx: int, src_idx: list[int], subsets: list[tuple[int, .
             "components": variance_components(groups),
             "config": {"dim": gcfg.dim, "ridge": gcfg.ridge, "seeds": max(2, settings.gradient_seeds),
                        "base": base.to_dict()}}
-
-
-def _num(x):
-    return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
 def _fmt(x) -> str:
@@ -396,9 +387,9 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         "baseline": baseline,
         "surrogate": kind_name,
         "learning_curve": learning_curve(fit_X, fit_y, masks[split], f[split], kind_name, random_state=settings.seed),
-        "reliability": _num(comps.reliability),
-        "reliability_of_f": _num(rel_f),
-        "spearman_ceiling": _num(comps.heldout_spearman_ceiling),
+        "reliability": finite_or_null(comps.reliability),
+        "reliability_of_f": finite_or_null(rel_f),
+        "spearman_ceiling": finite_or_null(comps.heldout_spearman_ceiling),
         "replicates": {"subsets": comps.n_subsets, "runs": comps.n_runs},
     }
 
@@ -474,18 +465,9 @@ def selection_frequencies(boot: np.ndarray, model, sources: list[str], constrain
     pairs = [(i, j, v) for i, j, v in model.pairwise_ if v != 0.0]
     if not pairs and not constraints:
         return {t: float(v) for t, v in zip(sources, np.mean(boot < 0, axis=0))}
-    from planner.selection.problem import SelectionProblem
     from planner.solve import solve
 
-    cons = constraints or {}
-    template = SelectionProblem(
-        name="boot", target=target, sources=tuple(sources), intercept=0.0, linear=tuple(0.0 for _ in sources),
-        pairwise=tuple(sorted((min(i, j), max(i, j), float(v)) for i, j, v in pairs)),
-        min_size=int(cons.get("min_size", 0)), max_size=cons.get("max_size"),
-        must_include=frozenset(cons.get("must_include", ())), exclude=frozenset(cons.get("exclude", ())),
-        costs=None if cons.get("costs") is None else tuple(float(cons["costs"].get(t, 0.0)) for t in sources),
-        budget=cons.get("budget"),
-    )
+    template = selection_problem("boot", target, sources, 0.0, [0.0] * len(sources), pairs, constraints)
     counts = np.zeros(len(sources))
     import dataclasses
 

@@ -114,8 +114,6 @@ def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: fl
     return out
 
 
-def pooling_recommendation(separable_: bool) -> str | None:
-    if separable_:
-        return None
-    return ("the runs cannot separate the sources, so the plan is pooling (the target with every allowed "
-            "source), the baseline that is hard to beat when sources look alike; the scores below are not findings")
+POOLING_RECOMMENDATION = (
+    "the runs cannot separate the sources, so the plan is pooling (the target with every allowed source), the "
+    "baseline that is hard to beat when sources look alike; the scores below are not findings")

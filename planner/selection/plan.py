@@ -96,7 +96,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     if not est.separable:
         if can_pool:
             plan_set, decision = pool_set, "all allowed: the runs cannot separate the sources"
-            warnings.append(evidence.pooling_recommendation(False))
+            warnings.append(evidence.POOLING_RECOMMENDATION)
         else:
             warnings.append("the runs cannot separate the sources, and the constraints do not allow pooling; the "
                             "program's set below rests on noise")
@@ -132,7 +132,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     # Candidates for the plan, each trained with `final_seeds` seeds and judged on validation only: the
     # program's set, pooling, and the best-scored quarter, half and three quarters of the allowed sources
     # (the surrogate's ranking can be right where its level is off). Then Algorithm 1, single-task.
-    candidates = _candidates(est, program_set, pool_set, can_pool, cons)
+    candidates = _candidates(est, problem, program_set, pool_set, can_pool, cons)
     arms = {name: tuple(sorted(data.task_index(t) for t in members)) for name, members in candidates.items()}
     arms.update({"threshold": cand_sets[best], "stl": (), "pooled": tuple(src_idx)})
     seed1 = final_seed_base(est_settings)
@@ -300,7 +300,8 @@ def save_final_models(data, report: dict[str, Any], config, est_settings, final_
     return written + [str(out / "index.json")]
 
 
-def _candidates(est, program_set: list[str], pool_set: list[str], can_pool: bool, cons: dict) -> dict[str, list[str]]:
+def _candidates(est, problem, program_set: list[str], pool_set: list[str], can_pool: bool,
+                cons: dict) -> dict[str, list[str]]:
     """Named candidate sets for the validated plan, each within the constraints' size limits."""
     must = [t for t in est.sources if t in set(cons.get("must_include", ()))]
     ranked = [t for t in sorted(pool_set, key=lambda t: (est.scores[t], t)) if t not in must]
@@ -318,7 +319,6 @@ def _candidates(est, program_set: list[str], pool_set: list[str], can_pool: bool
             continue
         if sorted(members) not in [sorted(v) for v in out.values()]:
             out[f"best {round(100 * frac)}%"] = members
-    problem = est.problem(cons)
     return {name: members for name, members in out.items() if name == "program" or _feasible(problem, members)}
 
 
