@@ -8,7 +8,8 @@ on validation, final models) with the defaults of `planner plan` and prints, per
 
 * seconds (the plan on 16 sources on this machine), the estimator auto chose, the reliability;
 * Spearman of the sources' scores with their true flip rates (1: ranked exactly by noise);
-* test accuracy of the plan, single-task and pooled (mean over the 3 final seeds), and the plan's
+* test accuracy and test loss (the loss f is measured in) of the plan, single-task and pooled (mean
+  over the 3 final seeds), and the plan's
   difference to the better of the two with its standard error over seeds;
 * for the clean cases (all rates 0): the reliability, the warnings and the decision.
 
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 
-def run_case(table: str, seed: int, rates=None, quick: bool = False) -> dict:
+def run_case(table: str, seed: int, rates=None, quick: bool = False, heads: str = "task") -> dict:
     from planner.reliability import spearman
     from planner.selection.estimate import EstimateSettings
     from planner.selection.plan import PlanSettings, run_plan
@@ -32,7 +33,7 @@ def run_case(table: str, seed: int, rates=None, quick: bool = False) -> dict:
     case = label_noise_case(table, 16, seed=seed, rates=rates)
     settings = EstimateSettings(seed=seed, n_boot=50 if quick else 200, n_subsets=64 if quick else None)
     t0 = time.perf_counter()
-    report, est, _ = run_plan(case.data, case.data.task_names[case.target], settings, TrainConfig(), PlanSettings())
+    report, est, _ = run_plan(case.data, case.data.task_names[case.target], settings, TrainConfig(heads=heads), PlanSettings())
     seconds = time.perf_counter() - t0
     truth = case.rate_of()
     names = list(truth)
@@ -40,6 +41,7 @@ def run_case(table: str, seed: int, rates=None, quick: bool = False) -> dict:
     return {"table": table, "seed": seed, "seconds": seconds, "estimator": est.estimator,
             "reliability": report["surrogate"].get("reliability_of_f"), "spearman_rates": rank,
             "test": report["test"], "test_sd": report["test_sd"], "decision": report["decision"],
+            "test_loss": report["test_loss"], "test_loss_sd": report["test_loss_sd"],
             "selected": len(report["selected"]), "warnings": report["warnings"],
             "harmful_kept": sum(truth[t] >= 0.25 and t in report["selected"] for t in names)}
 
@@ -50,13 +52,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--tables", nargs="+", default=["tv16", "hsb82"])
     ap.add_argument("--clean", action="store_true", help="also the cases with no flipped labels")
+    ap.add_argument("--heads", choices=["task", "shared"], default="task",
+                    help="output heads of the network (shared: the sources' labels train the target's head)")
     args = ap.parse_args()
     seeds = [0] if args.quick else args.seeds
     print("table  seed  kind   seconds  estimator  reliab  rank(rates)  plan    stl     pooled  plan-best(se)  kept-bad  decision")
     for table in args.tables:
         for clean in ([False, True] if args.clean else [False]):
             for seed in seeds:
-                r = run_case(table, seed, rates=[0.0] * 16 if clean else None, quick=args.quick)
+                r = run_case(table, seed, rates=[0.0] * 16 if clean else None, quick=args.quick, heads=args.heads)
                 t, sd = r["test"], r["test_sd"]
                 best = max(t["stl"], t["pooled"])
                 se = float(np.sqrt((sd["plan"] ** 2 + max(sd["stl"], sd["pooled"]) ** 2) / 3))
@@ -65,6 +69,11 @@ def main() -> None:
                 print(f"{table:<6} {seed:>4}  {'clean' if clean else 'noise':<6} {r['seconds']:>7.1f}  {r['estimator']:<9}  "
                       f"{rel:>6}  {rank:>11}  {t['plan']:.4f}  {t['stl']:.4f}  {t['pooled']:.4f}  "
                       f"{t['plan'] - best:+.4f} ({se:.4f})  {r['harmful_kept']:>8}  {r['decision'][:48]}", flush=True)
+                lo, lsd = r["test_loss"], r["test_loss_sd"]
+                lbest = min(lo["stl"], lo["pooled"])
+                lse = float(np.sqrt((lsd["plan"] ** 2 + max(lsd["stl"], lsd["pooled"]) ** 2) / 3))
+                print(f"    test loss: plan {lo['plan']:.4f}  stl {lo['stl']:.4f}  pooled {lo['pooled']:.4f}  "
+                      f"plan - better baseline {lo['plan'] - lbest:+.4f} ({lse:.4f})")
                 for w in r["warnings"]:
                     print(f"    warning: {w[:150]}")
 

@@ -4,7 +4,7 @@ After the form of Li et al., "Scalable Multitask Learning Using Gradient-based E
 Affinity" (KDD 2024), written for this project's networks:
 
 1. **One model on all tasks.** A hard-sharing network (:class:`planner_models.mtl.MTLNet`: shared encoder,
-   one head per task) is trained on the training rows of the target and every source, with Adam and
+   one head per task, or one shared head with ``heads="shared"``) is trained on the training rows of the target and every source, with Adam and
    early stopping on the target's validation loss (``GradientConfig.base``, a
    :class:`planner_models.train.TrainConfig`; keeps the best state). Its parameters are ``theta_0``.
 2. **Gradient features.** For every training row of every task, and for the target's validation
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from .data import TRAIN, VAL, DataError, TaskData
 from .losses import resolve_loss
-from .mtl import MTLNet, init_params
+from .mtl import MTLNet, head_slots, init_params
 from .train import TrainConfig, resolve_device, scaled_labels, training_rows
 
 
@@ -166,15 +166,13 @@ class GradientEstimator:
         data, dev = self.data, self.device
         p = data.n_features
         C = data.n_classes if data.n_classes else 1
-        K = len(self.tasks)
+        K, slot_of = head_slots(cfg.heads, data.n_tasks, self.tasks)
         gen_seed = self.seed
         net = MTLNet.from_params(init_params(gen_seed, p, cfg.hidden, K, C), p, cfg.hidden).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                weight_decay=cfg.weight_decay)
         rows_all = training_rows(data, cfg)
         rows = np.concatenate([rows_all[t] for t in self.tasks])
-        slot_of = np.zeros(data.n_tasks, dtype=np.int64)
-        slot_of[self.tasks] = np.arange(K)
         X = torch.from_numpy(data.X).to(dev)
         y = torch.from_numpy(self._y).to(dev)
         slot = torch.from_numpy(slot_of[data.task]).to(dev)

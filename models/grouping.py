@@ -38,7 +38,7 @@ import torch
 
 from .data import TEST, VAL, DataError, TaskData
 from .losses import PER_ROW, resolve_loss
-from .mtl import MTLNet, init_params
+from .mtl import MTLNet, head_slots, init_params
 from .train import TrainConfig, resolve_device, scaled_labels, training_rows
 
 
@@ -138,14 +138,15 @@ def _metrics(out: torch.Tensor, y: torch.Tensor, prep: _Prep) -> dict[str, float
     return d
 
 
-def _val_criterion(net: MTLNet, prep: _Prep, members: tuple[int, ...]) -> float:
+def _val_criterion(net: MTLNet, prep: _Prep, members: tuple[int, ...], heads: str = "task") -> float:
     """Mean over members (with validation rows) of the training loss on their validation rows."""
     vals = []
-    for k, t in enumerate(members):
+    _, slot_of = head_slots(heads, prep.data.n_tasks, members)
+    for t in members:
         vr = prep.val_rows[t]
         if len(vr):
             vr_d = torch.as_tensor(vr, device=prep.device)
-            vals.append(float(PER_ROW[prep.train_loss](net(prep.X[vr_d], k), prep.y[vr_d]).double().mean()))
+            vals.append(float(PER_ROW[prep.train_loss](net(prep.X[vr_d], int(slot_of[t])), prep.y[vr_d]).double().mean()))
     return float(np.mean(vals)) if vals else math.nan
 
 
@@ -163,11 +164,12 @@ def _fit(prep: _Prep, members: tuple[int, ...], seed: int, config: TrainConfig,
         raise DataError(f"no validation rows in the group {names}: nothing to stop on")
     dev = prep.device
     p, C, B = prep.data.n_features, prep.out_dim, config.batch_size
-    net = MTLNet.from_params(init_params(int(seed), p, config.hidden, len(members), C), p, config.hidden).to(dev)
+    if hook is not None and config.heads != "task":
+        raise ValueError("per-task lookahead (TAG) needs one head per task; got heads=" + config.heads)
+    n_heads, slot_of_task = head_slots(config.heads, prep.data.n_tasks, members)
+    net = MTLNet.from_params(init_params(int(seed), p, config.hidden, n_heads, C), p, config.hidden).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
                            weight_decay=config.weight_decay)
-    slot_of_task = np.zeros(prep.data.n_tasks, dtype=np.int64)
-    slot_of_task[list(members)] = np.arange(len(members))
     slot_all = torch.from_numpy(slot_of_task[prep.data.task]).to(dev)
     rows = np.concatenate([prep.train_rows[t] for t in members])
     spe = math.ceil(len(rows) / B)
@@ -193,7 +195,7 @@ def _fit(prep: _Prep, members: tuple[int, ...], seed: int, config: TrainConfig,
             remaining -= steps
             epochs_run += 1
         with torch.no_grad():
-            val = _val_criterion(net, prep, members)
+            val = _val_criterion(net, prep, members, config.heads)
         if val < best_val:
             best_val, bad, best_epoch = val, 0, epoch + 1
             best_state = [t.detach().clone() for t in net.parameters()]
@@ -206,7 +208,8 @@ def _fit(prep: _Prep, members: tuple[int, ...], seed: int, config: TrainConfig,
         for t, b in zip(net.parameters(), best_state):
             t.copy_(b)
         val_losses, test = {}, {}
-        for k, t in enumerate(members):
+        for t in members:
+            k = int(slot_of_task[t])
             vr = torch.as_tensor(prep.val_rows[t], device=dev)
             val_losses[t] = (float(_row_loss(net(prep.X[vr], k), prep.y[vr], prep, prep.loss).double().mean())
                              if len(vr) else math.nan)

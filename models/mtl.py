@@ -13,6 +13,9 @@ Network (the surrogate paper's tabular setting: one hidden layer of 32 ReLU unit
 
     a_0 = x,   a_l = relu(a_{l-1} W_l + b_l)  (l = 1..L),   out = a_L H_k + c_k  for a row of task slot k
 
+With ``heads="shared"`` (:func:`head_slots`) the network has a single head that every task's rows
+go through: the data of the members is pooled into one classifier on the shared encoder.
+
 Parameters are initialised like ``nn.Linear`` (uniform in ``+-1/sqrt(fan_in)``), from a CPU
 ``torch.Generator`` seeded per model, so a model's initial weights depend only on its seed, its
 layer sizes and its number of heads.
@@ -22,8 +25,25 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+HEADS = ("task", "shared")
+
+
+def head_slots(heads: str, n_tasks: int, members: Sequence[int]) -> tuple[int, np.ndarray]:
+    """The heads of a model on ``members`` (the target first): ``(number of heads, slot of every task
+    index 0..n_tasks-1)``. ``heads="task"``: one head per member, member ``k`` in slot ``k``;
+    ``heads="shared"``: one head that every member's rows go through (slot 0), so a source's labels
+    train the target's classifier directly (the end model of weak supervision)."""
+    if heads not in HEADS:
+        raise ValueError(f"heads must be one of {', '.join(HEADS)}, got {heads!r}")
+    slot = np.zeros(n_tasks, dtype=np.int64)
+    if heads == "shared":
+        return 1, slot
+    slot[list(members)] = np.arange(len(members))
+    return len(members), slot
 
 
 def init_params(seed: int, in_dim: int, hidden: Sequence[int], n_heads: int, out_dim: int) -> list[torch.Tensor]:

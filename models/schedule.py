@@ -12,6 +12,7 @@ import torch
 
 from .data import TEST, TRAIN, VAL, DataError, TaskData
 from .losses import PER_ROW, resolve_loss
+from .mtl import head_slots
 
 
 @dataclass
@@ -132,6 +133,8 @@ class _Spec:
     rows: np.ndarray
     steps_per_epoch: int
     budget: int
+    n_heads: int = 0            # head slots of the built-in network (see planner_models.mtl.head_slots)
+    slot_of: np.ndarray | None = None   # head slot of every task index
 
 
 def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[int],
@@ -153,7 +156,8 @@ def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[in
         budget = math.ceil(config.epoch_fraction * config.epochs * spe) if spe else 0
         if int(seed) < 0:
             raise ValueError(f"seed {seed} must be >= 0")
-        out.append(_Spec(i, subset, int(seed), rows, spe, budget))
+        n_heads, slot_of = head_slots(getattr(config, "heads", "task"), n_tasks, subset)
+        out.append(_Spec(i, subset, int(seed), rows, spe, budget, n_heads, slot_of))
     return out
 
 

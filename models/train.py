@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import TaskData
-from .mtl import BatchedMTL, MTLNet, init_params, init_params_many
+from .mtl import HEADS, BatchedMTL, MTLNet, init_params, init_params_many
 from .schedule import (  # noqa: F401 (public names kept importable from here)
     SubsetResult,
     _early_stop_loss,
@@ -73,6 +73,9 @@ class TrainConfig:
     built-in one (:mod:`planner_models.user_model`; ``hidden`` is then unused).
     ``keep``: the state reported: ``best`` (the epoch with the lowest target validation training
     loss) or ``last`` (the final state; early stopping, if any, still decides when to stop).
+    ``heads``: ``task`` (one output head per task, the default) or ``shared`` (one head for every
+    task: each source's labels train the target's classifier; see :func:`planner_models.mtl.head_slots`).
+    Built-in network only: a user's model decides its own heads.
     """
 
     hidden: tuple[int, ...] = (32,)
@@ -91,6 +94,7 @@ class TrainConfig:
     device: str = "auto"
     chunk_size: int | None = None
     model: str | None = None
+    heads: str = "task"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -122,6 +126,10 @@ class TrainConfig:
             problems.append(f"unknown loss {self.loss!r}")
         if self.model is not None and not (isinstance(self.model, str) and ":" in self.model):
             problems.append("model must be FILE.py:FUNCTION or package.module:FUNCTION")
+        if self.heads not in HEADS:
+            problems.append(f"heads must be one of {', '.join(HEADS)}, got {self.heads!r}")
+        elif self.heads != "task" and self.model is not None:
+            problems.append("heads applies to the built-in network; a user's model decides its own heads")
         if problems:
             raise ValueError("TrainConfig: " + "; ".join(problems))
 
@@ -130,8 +138,9 @@ class TrainConfig:
         d = asdict(self)
         for k in _NOT_IN_KEY:
             d.pop(k)
-        if d["keep"] == "best":  # the default before the option existed: stored studies keep their keys
-            d.pop("keep")
+        for k, default in (("keep", "best"), ("heads", "task")):
+            if d[k] == default:  # the default before the option existed: stored studies keep their keys
+                d.pop(k)
         d["hidden"] = list(self.hidden)
         d["betas"] = list(self.betas)
         if self.model is None:
@@ -201,8 +210,8 @@ def train_subsets(data: TaskData, target: int | str, subsets: Sequence[Sequence[
 
 
 def _slots(spec: _Spec) -> int:
-    """Head slots of a model: its number of tasks."""
-    return len(spec.subset)
+    """Head slots of a model: its number of tasks (one head per task) or 1 (a shared head)."""
+    return spec.n_heads
 
 
 def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> list[SubsetResult]:
@@ -225,7 +234,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     if all(_slots(s) == K for s in specs):
         theta = net.pack_many(init_params_many([s.seed for s in specs], p, config.hidden, K, C)).to(dev)
     else:
-        theta = net.pack([init_params(s.seed, p, config.hidden, len(s.subset), C) for s in specs]).to(dev)
+        theta = net.pack([init_params(s.seed, p, config.hidden, s.n_heads, C) for s in specs]).to(dev)
     m1 = torch.zeros_like(theta)
     m2 = torch.zeros_like(theta)
     gbuf = torch.zeros_like(theta)
@@ -244,7 +253,7 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     task_np = prep.data.task
     slot_table = np.zeros((M, prep.data.n_tasks), dtype=np.int64)
     for m, s in enumerate(specs):
-        slot_table[m, list(s.subset)] = np.arange(len(s.subset))
+        slot_table[m] = s.slot_of
     n_tasks = prep.data.n_tasks
     slot_flat_d = torch.from_numpy(slot_table.reshape(-1)).to(dev)
     task_d = torch.from_numpy(task_np).to(dev)
@@ -408,8 +417,9 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     else:
         td = {}
     # every source member's validation loss: per model, the validation rows of its own source tasks
-    # (padded; the target's, slot 0, are already in tv)
-    K = net.K
+    # (padded; the target's, member 0, are already in tv). Rows go through their member's head (with a
+    # shared head, K = 1, forward_rows ignores the slot) and are summed per member.
+    K = max(len(s.subset) for s in specs)
     member = np.full((M, K), np.nan)
     if K == 1:
         return [(float(tv[m]), {prep.target: float(tv[m])}, {k: float(v[m]) for k, v in td.items()})
@@ -475,11 +485,10 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig, keep_net
     t0 = time.perf_counter()
     dev = prep.device
     p, C, B = prep.data.n_features, prep.out_dim, config.batch_size
-    net = MTLNet.from_params(init_params(spec.seed, p, config.hidden, len(spec.subset), C), p, config.hidden).to(dev)
+    net = MTLNet.from_params(init_params(spec.seed, p, config.hidden, spec.n_heads, C), p, config.hidden).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas, eps=config.eps,
                            weight_decay=config.weight_decay)
-    slot_of_task = np.zeros(prep.data.n_tasks, dtype=np.int64)
-    slot_of_task[list(spec.subset)] = np.arange(len(spec.subset))
+    slot_of_task = spec.slot_of
     rng = np.random.default_rng(spec.seed)
     remaining = spec.budget
     best_val, bad, best_epoch, epochs_run = math.inf, 0, 0, 0
@@ -527,7 +536,8 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig, keep_net
             if len(vr) == 0:
                 val_losses[t] = float("nan")
                 continue
-            val_losses[t] = float(_per_row(net(prep.X[vr], k), prep.y[vr], prep, loss_name).double().mean())
+            head = int(spec.slot_of[t])
+            val_losses[t] = float(_per_row(net(prep.X[vr], head), prep.y[vr], prep, loss_name).double().mean())
         val_losses[prep.target] = f
         tr = torch.as_tensor(prep.test_rows, device=dev)
         test = ({k: float(v[0]) for k, v in _metric_dict(net(prep.X[tr], 0).unsqueeze(0), prep.y[tr], prep, loss_name).items()}

@@ -177,6 +177,8 @@ def group(data_source, task_column, label_column, regression, seed, runs_file, t
     if missing:
         raise CLIError(f"missing option {', '.join(missing)} (or give --runs RUNS.jsonl)", 2)
     config = train_config(train)
+    if method == "tag" and config.heads != "task":
+        raise CLIError("--method tag measures lookahead between per-task heads; --heads shared has one head", 2)
     data = load_data(data_source, task_column, label_column, regression, seed)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     if tasks is not None and not names:

@@ -233,7 +233,7 @@ def verbosity_options(fn):
 
 
 TRAIN_KEYS = ("hidden", "epochs", "lr", "batch_size", "patience", "train_fraction", "epoch_fraction", "loss", "device",
-              "model")
+              "model", "heads")
 
 
 def train_options(fn):
@@ -264,6 +264,10 @@ def train_options(fn):
         click.option("--model", default=None, metavar="FILE.py:FUNCTION",
                      help="Your own PyTorch model instead of the built-in network: FUNCTION(in_dim, n_tasks, out_dim) "
                           "returns a torch.nn.Module with forward(x, task) (also package.module:FUNCTION)."),
+        click.option("--heads", type=click.Choice(["task", "shared"]), default="task", show_default=True,
+                     help="Output heads of the built-in network: one per task, or one shared by every task, so a "
+                          "source's labels train the target's classifier directly (the end model of weak "
+                          "supervision, where noisy sources do harm)."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
@@ -334,7 +338,7 @@ def train_config(train: dict, auto_loss: str | None = None):
     ``--loss auto`` where a command needs another default); bad values are usage errors."""
     from planner_models.train import TrainConfig
 
-    hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device, model = (
+    hidden, epochs, lr, batch_size, patience, train_fraction, epoch_fraction, loss, device, model, heads = (
         train[k] for k in TRAIN_KEYS)
     if loss == "auto" and auto_loss:
         loss = auto_loss
@@ -350,11 +354,13 @@ def train_config(train: dict, auto_loss: str | None = None):
 
         if not torch.cuda.is_available():
             raise CLIError("--device cuda: CUDA is not available on this machine (use auto or cpu)", 2)
+    if heads != "task" and model is not None:
+        raise CLIError("--heads applies to the built-in network; a --model decides its own heads", 2)
     try:
         model = user_model_spec(model)
         return TrainConfig(hidden=widths, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience or None,
                            train_fraction=train_fraction, epoch_fraction=epoch_fraction, loss=loss, device=device,
-                           model=model)
+                           model=model, heads=heads)
     except ValueError as exc:
         raise CLIError(str(exc), 2) from None
 

@@ -144,10 +144,12 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     metric = est.test_metric
     per_arm: dict[str, list[float]] = {}
     val_arm: dict[str, list[float]] = {}
+    loss_arm: dict[str, list[float]] = {}   # the loss f is measured in, on the target's test rows
     for name, s, r in jobs:
         rr = res[(s, r)]
         per_arm.setdefault(name, []).append(float(rr.test[metric]))
         val_arm.setdefault(name, []).append(float(rr.f))
+        loss_arm.setdefault(name, []).append(float(rr.test.get("loss", math.nan)))
     val = {name: float(np.mean(v)) for name, v in val_arm.items()}
     if est.separable or not can_pool:
         # Pooling is the baseline to beat (the program's set where the constraints forbid pooling); another
@@ -170,17 +172,18 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
                                 f"(validation loss {val['program']:.4g} against {val[chosen]:.4g})")
     else:
         chosen = "all allowed"
-    per_arm["plan"], val_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen])
+    per_arm["plan"], val_arm["plan"], loss_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen]), list(loss_arm[chosen])
     val["plan"] = val[chosen]
     if val["plan"] > val["stl"]:
         warnings.append(f"the plan lost to the target alone on validation (loss {val['plan']:.4g} against "
                         f"{val['stl']:.4g}); training the target alone may be the safer choice")
-    candidate_report = [{"name": n, "size": len(m), "validation": val[n], "test": float(np.mean(per_arm[n]))}
-                        for n, m in candidates.items()]
+    candidate_report = [{"name": n, "size": len(m), "validation": val[n], "test": float(np.mean(per_arm[n])),
+                         "test_loss": float(np.mean(loss_arm[n]))} for n, m in candidates.items()]
     program_test = float(np.mean(per_arm["program"]))
     for name in candidates:
         per_arm.pop(name, None)
         val_arm.pop(name, None)
+        loss_arm.pop(name, None)
     test = {name: float(np.mean(v)) for name, v in per_arm.items()}
     test_sd = {name: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for name, v in per_arm.items()}
 
@@ -214,6 +217,8 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
             "learning_curve": diag["learning_curve"],
         },
         "test_sd": test_sd,
+        "test_loss": {name: float(np.mean(v)) for name, v in loss_arm.items()},
+        "test_loss_sd": {name: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for name, v in loss_arm.items()},
         "validation": {name: float(np.mean(v)) for name, v in val_arm.items()},
         "program": {"selected": program_set, "predicted": result.objective, "status": result.status.value,
                     "test": program_test, "validation": val["program"]},
@@ -295,6 +300,8 @@ def save_final_models(data, report: dict[str, Any], config, est_settings, final_
     meta = {"target": report["target"], "tasks": [data.task_names[t_idx]] + [data.task_names[i] for i in subset],
             "features": list(data.feature_names), "hidden": list(final_config.hidden),
             "classes": data.class_names, "train": final_config.to_dict(), "models": index,
+            "heads": final_config.heads,
+            "n_heads": 1 if final_config.heads == "shared" else 1 + len(subset),
             "load": "planner_models.mtl.MTLNet(in_dim, hidden, n_heads, out_dim).load_state_dict(torch.load(file))"}
     atomic_write_text(out / "index.json", json.dumps(meta, indent=2, default=str) + "\n")
     return written + [str(out / "index.json")]
@@ -335,10 +342,17 @@ def _num(x):
 
 
 def verdict(report: dict[str, Any]) -> str:
-    """Does the plan beat pooling and the target alone on test, beyond the spread over seeds?"""
-    sign = 1 if report["higher_is_better"] else -1
-    t, sd = report["test"], report["test_sd"]
+    """Does the plan beat pooling and the target alone on test, beyond the spread over seeds? Judged on
+    the test metric and, where the report has it, on the loss f is measured in (the plan's objective)."""
     n = max(1, int(report.get("final_seeds", 1)))
+    out = "the plan " + _compare(report["test"], report["test_sd"], 1 if report["higher_is_better"] else -1, n)
+    loss = report.get("test_loss") or {}
+    if all(math.isfinite(loss.get(k, math.nan)) for k in ("plan", "pooled", "stl")):
+        out += "; on test loss it " + _compare(loss, report.get("test_loss_sd") or {}, -1, n)
+    return out
+
+
+def _compare(t: dict[str, float], sd: dict[str, float], sign: int, n: int) -> str:
     parts = []
     for name, label in (("pooled", "pooling"), ("stl", "the target alone")):
         diff = sign * (t["plan"] - t[name])
@@ -347,7 +361,7 @@ def verdict(report: dict[str, Any]) -> str:
             parts.append(f"ties with {label} ({diff:+.4f}, within twice the seed noise {2 * se:.4f})")
         else:
             parts.append(f"{'beats' if diff > 0 else 'loses to'} {label} by {abs(diff):.4f}")
-    return "the plan " + "; ".join(parts)
+    return "; ".join(parts)
 
 
 def comparison_table(report: dict[str, Any]) -> list[str]:
@@ -355,9 +369,11 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     arrow = "higher is better" if report["higher_is_better"] else "lower is better"
     sign = 1 if report["higher_is_better"] else -1
     best = round(max(report["test"].values(), key=lambda v: sign * v), 4)
+    loss = report.get("test_loss") or {}
     rows = [
-        f"target {report['target']}: test {metric} ({arrow}), mean over {report['final_seeds']} seeds",
-        f"{'method':<22}{'tasks':>6}  {metric:>10}  {'sd':>8}",
+        f"target {report['target']}: test {metric} ({arrow}) and test loss (lower is better), mean over "
+        f"{report['final_seeds']} seeds",
+        f"{'method':<22}{'tasks':>6}  {metric:>10}  {'sd':>8}  {'loss':>8}  {'sd':>7}",
     ]
     sizes = {"plan": len(report["selected"]), "threshold": len(report["threshold"]["selected"]),
              "stl": 0, "pooled": len(report["scores"])}
@@ -367,7 +383,10 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     for name in ("plan", "threshold", "stl", "pooled"):
         v = report["test"][name]
         mark = "  *" if round(v, 4) == best else ""
-        rows.append(f"{labels[name]:<22}{sizes[name]:>6}  {v:>10.4f}  {report['test_sd'][name]:>8.4f}{mark}")
+        lv = loss.get(name, math.nan)
+        lsd = (report.get("test_loss_sd") or {}).get(name, math.nan)
+        rows.append(f"{labels[name]:<22}{sizes[name]:>6}  {v:>10.4f}  {report['test_sd'][name]:>8.4f}  "
+                    f"{lv:>8.4f}  {lsd:>7.4f}{mark}")
     rows.append("verdict: " + verdict(report))
     prog = report.get("plan", {})
     if prog.get("status"):
