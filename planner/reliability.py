@@ -23,7 +23,11 @@ From replicate runs (``subset -> [f over seeds]``, ``m`` subsets, ``N`` runs in 
   rank *held-out single-seed* f better than ``reliability`` itself (two noisy copies of F correlate at
   ``sigma_b^2 / (sigma_b^2 + sigma_w^2)``); the Spearman of that is
   ``(6 / pi) * arcsin(reliability / 2)`` (``heldout_spearman_ceiling``);
-* the mean of ``r`` seeds has reliability ``r R / (1 + (r - 1) R)`` (Spearman-Brown).
+* the mean of ``r`` seeds has reliability ``r R / (1 + (r - 1) R)`` (Spearman-Brown);
+* :meth:`VarianceComponents.reliability_interval`: the exact confidence interval of ICC(1) under the
+  normal model (Shrout & Fleiss): with ``F0 = MSB / MSW``, ``F_L = F0 / F_{1-a/2}(df_b, df_w)`` and
+  ``F_U = F0 * F_{1-a/2}(df_w, df_b)``, the bounds are ``(F - 1) / (F + n0 - 1)`` at ``F_L`` and
+  ``F_U``, clipped to [0, 1] (exact for equal replicate counts, close otherwise).
 
 :func:`repeated_kfold` cross-validates any fit function over all subsets, repeated with different
 fold assignments, and reports held-out Spearman and MSE with their spread over repeats.
@@ -90,6 +94,8 @@ class VarianceComponents:
     n_subsets: int
     n_runs: int
     mean_replicates: float
+    f_ratio: float = math.nan          # MSB / MSW
+    n0: float = math.nan               # the mean replicate count of the between-subset mean square
     pearson_ceiling: float = field(init=False)
     spearman_ceiling: float = field(init=False)
     heldout_spearman_ceiling: float = field(init=False)
@@ -108,6 +114,22 @@ class VarianceComponents:
 
     def reliability_of_mean(self, r: int) -> float:
         return spearman_brown(self.reliability, r)
+
+    def reliability_interval(self, level: float = 0.9) -> tuple[float, float]:
+        """Confidence interval of ``reliability`` at ``level`` (see the module docstring); nan where the
+        replicates cannot give one."""
+        if math.isnan(self.f_ratio) or not math.isfinite(self.n0) or self.df_between < 1 or self.df_within < 1:
+            return math.nan, math.nan
+        from scipy.stats import f as f_dist
+
+        a = (1.0 - level) / 2.0
+        lo_f = self.f_ratio / f_dist.ppf(1.0 - a, self.df_between, self.df_within)
+        hi_f = self.f_ratio * f_dist.ppf(1.0 - a, self.df_within, self.df_between)
+
+        def icc(F: float) -> float:
+            return 1.0 if math.isinf(F) else min(1.0, max(0.0, (F - 1.0) / (F + self.n0 - 1.0)))
+
+        return icc(lo_f), icc(hi_f)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,6 +160,7 @@ def variance_components(replicates: Mapping[Any, Sequence[float]] | Sequence[Seq
     ssb = float((n_i * (means - grand) ** 2).sum())
     df_w, df_b = int(N - m), m - 1
     msw = ssw / df_w if df_w > 0 else nan
+    n0 = nan
     if df_b > 0 and df_w > 0:
         msb = ssb / df_b
         n0 = (N - float((n_i ** 2).sum()) / N) / df_b
@@ -149,9 +172,12 @@ def variance_components(replicates: Mapping[Any, Sequence[float]] | Sequence[Seq
         rel = 1.0 if total == 0 else min(1.0, max(0.0, between / total))
     else:
         rel = nan
+    f_ratio = nan
+    if df_b > 0 and df_w > 0:
+        f_ratio = msb / msw if msw > 0 else (math.inf if msb > 0 else nan)
     return VarianceComponents(seed_var=msw, between_var=between, total_var=total, reliability=rel,
                               df_between=df_b, df_within=df_w, n_subsets=m, n_runs=int(N),
-                              mean_replicates=N / m)
+                              mean_replicates=N / m, f_ratio=f_ratio, n0=n0)
 
 
 @dataclass

@@ -27,7 +27,7 @@ import numpy as np
 
 from planner.io import finite_or_null
 from planner.jobs import Job, JobRunner, SubsetRuns
-from planner.reliability import variance_components
+from planner.reliability import spearman_brown, variance_components
 from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
@@ -351,6 +351,9 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
     noise = comps.seed_var
     # f of each subset is the mean of `f_replicates` measurements (gradient: one per base network)
     rel_f = comps.reliability_of_mean(f_replicates) if f_replicates > 1 else comps.reliability
+    # its 90% interval (Spearman-Brown is increasing, so the ends carry over)
+    rel_f_interval = tuple(spearman_brown(v, f_replicates) if math.isfinite(v) else math.nan
+                           for v in comps.reliability_interval(0.9))
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
     stl_y = np.asarray(stl_f, dtype=float)
@@ -389,6 +392,7 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         "learning_curve": learning_curve(fit_X, fit_y, masks[split], f[split], kind_name, random_state=settings.seed),
         "reliability": finite_or_null(comps.reliability),
         "reliability_of_f": finite_or_null(rel_f),
+        "reliability_of_f_interval": [finite_or_null(v) for v in rel_f_interval],
         "spearman_ceiling": finite_or_null(comps.heldout_spearman_ceiling),
         "replicates": {"subsets": comps.n_subsets, "runs": comps.n_runs},
     }
@@ -410,7 +414,7 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         reliability=rel_f, spearman_ceiling=comps.heldout_spearman_ceiling,
         cv_spearman=cv.spearman_mean, cv_spearman_sd=cv.spearman_sd, sample_counts=sample_counts,
         uncertain=uncertain, n_sources=k, surrogate_kind=kind_name, fixed_size=len(set(sizes)) == 1,
-        estimator=estimator)
+        estimator=estimator, reliability_interval=rel_f_interval)
     return Estimate(
         target=target, sources=sources, settings=settings, train_config=train_config or {}, subsets=subsets, f=f,
         stl_f=list(stl_f), baseline=baseline, noise_floor=noise, held=np.ones(len(subsets), dtype=bool), model=model,

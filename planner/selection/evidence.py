@@ -82,9 +82,15 @@ def _pct(x: float) -> str:
 
 def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: float, cv_spearman_sd: float,
                  sample_counts: dict[str, int], uncertain: Sequence[str], n_sources: int, surrogate_kind: str,
-                 fixed_size: bool, estimator: str) -> list[str]:
+                 fixed_size: bool, estimator: str,
+                 reliability_interval: tuple[float, float] = (math.nan, math.nan)) -> list[str]:
     """Plain sentences, one per reason not to trust the estimate (the plan adds its own)."""
     out: list[str] = []
+    low = reliability_interval[0]
+    if math.isfinite(reliability) and reliability >= MIN_RELIABILITY and math.isfinite(low) and low < MIN_RELIABILITY:
+        out.append(
+            f"reliability {reliability:.2f} is uncertain: its 90% interval reaches down to {low:.2f} (from few "
+            "replicate runs), so whether these runs separate the sources is not settled")
     if math.isfinite(reliability) and reliability < MIN_RELIABILITY:
         out.append(
             f"low reliability: only {_pct(reliability)} of the variation of f(S) across subsets is more than "

@@ -149,3 +149,28 @@ def test_a_candidate_replaces_pooling_only_when_clearly_better():
     assert _clearly_better([-0.70, -0.71, -0.69], pooled)          # 16% lower, seeds agree
     assert not _clearly_better([-0.603, -0.604, -0.602], pooled)    # under 1%
     assert not _clearly_better([-0.50, -0.90, -0.70], pooled)       # lower on average, but within the seed noise
+
+
+def test_reliability_interval_reported_and_warned_when_it_reaches_below_half():
+    # planted truth with seed noise of the same size: reliability about 0.5-0.8 from 20 x 2 replicates,
+    # an interval around it that holds the point estimate
+    def f_of(s, rng):
+        return 0.5 + 0.02 * sum(1 for i in s if i < 3) + rng.normal(0, 0.012)
+
+    for seed in range(4):
+        est = _fit(f_of, seed=seed)
+        d = est.diagnostics
+        lo, hi = d["reliability_of_f_interval"]
+        assert lo <= d["reliability_of_f"] <= hi and hi - lo > 0.1
+        flagged = any("is uncertain: its 90% interval reaches down to" in w for w in est.warnings)
+        assert flagged == (d["reliability_of_f"] >= 0.5 and lo < 0.5)
+
+
+def test_uncertain_reliability_warning_text():
+    from planner.selection.evidence import warnings_for
+
+    kw = dict(spearman_ceiling=0.6, cv_spearman=0.5, cv_spearman_sd=0.1, sample_counts={"a": 20}, uncertain=[],
+              n_sources=1, surrogate_kind="linear", fixed_size=True, estimator="retrain")
+    assert any("reaches down to 0.41" in w for w in warnings_for(reliability=0.7, reliability_interval=(0.41, 0.9), **kw))
+    assert not any("uncertain" in w for w in warnings_for(reliability=0.7, reliability_interval=(0.55, 0.9), **kw))
+    assert not any("uncertain" in w for w in warnings_for(reliability=0.3, reliability_interval=(0.1, 0.6), **kw))

@@ -106,3 +106,26 @@ def test_repeated_kfold_accepts_objects():
     assert cv.mse_mean > 0 and cv.to_dict()["k"] == 3
     with pytest.raises(ValueError):
         repeated_kfold(X, np.arange(6.0), _Obj, k=7)
+
+
+@pytest.mark.parametrize("icc, m, r", [(0.3, 20, 2), (0.7, 20, 2), (0.5, 40, 3)])
+def test_reliability_interval_covers_the_truth(icc, m, r):
+    """Oracle: runs drawn from the random-effects model with a known ICC; the 90% interval must hold it in
+    about 90% of 600 draws (binomial spread: +-0.03), and the point estimate must lie inside it."""
+    rng = np.random.default_rng([int(icc * 100), m, r])
+    hits = 0
+    for _ in range(600):
+        F = rng.normal(0, math.sqrt(icc), m)
+        runs = {i: F[i] + rng.normal(0, math.sqrt(1 - icc), r) for i in range(m)}
+        comp = variance_components(runs)
+        lo, hi = comp.reliability_interval(0.9)
+        assert lo <= comp.reliability + 1e-12 and comp.reliability <= hi + 1e-12
+        hits += lo <= icc <= hi
+    assert 0.85 <= hits / 600 <= 0.95
+
+
+def test_reliability_interval_edges():
+    comp = variance_components({0: [1.0, 1.0], 1: [2.0, 2.0]})      # no seed noise at all
+    assert comp.reliability == 1.0 and comp.reliability_interval() == (1.0, 1.0)
+    comp = variance_components({0: [1.0], 1: [2.0]})                # no replicates: no interval
+    assert all(math.isnan(v) for v in comp.reliability_interval())
