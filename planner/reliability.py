@@ -129,7 +129,7 @@ class VarianceComponents:
         def icc(F: float) -> float:
             return 1.0 if math.isinf(F) else min(1.0, max(0.0, (F - 1.0) / (F + self.n0 - 1.0)))
 
-        return icc(lo_f), icc(hi_f)
+        return float(icc(lo_f)), float(icc(hi_f))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

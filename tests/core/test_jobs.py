@@ -125,8 +125,10 @@ def test_ray_address_without_ray_executor_is_a_usage_error(csv_path, tmp_path):
         assert "ray_address" in {p.name for p in main.commands[name].params}, name
 
 
-def test_plan_saves_its_final_models(csv_path, tmp_path):
-    """--save-models: one state dict per final seed plus index.json, loadable into the built-in network."""
+@pytest.mark.parametrize("heads", ["task", "shared"])
+def test_plan_saves_its_final_models(csv_path, tmp_path, heads):
+    """--save-models: one state dict per final seed plus index.json, loadable into the built-in network
+    with the number of heads the index names."""
     import torch
 
     from planner_models.mtl import MTLNet
@@ -135,12 +137,14 @@ def test_plan_saves_its_final_models(csv_path, tmp_path):
     out = tmp_path / "models"
     res = CliRunner().invoke(main, ["plan", "--data", str(path), "--task-column", "task", "--label-column", "y",
                                     "--target", names[0], "--subsets", "10", "--alpha", "2", "--bootstrap", "0",
-                                    "--final-seeds", "2", "--save-models", str(out), "--json", *TRAIN])
+                                    "--final-seeds", "2", "--save-models", str(out), "--json", "--heads", heads,
+                                    *TRAIN])
     assert res.exit_code == 0, res.output
     index = json.loads((out / "index.json").read_text())
+    assert index["heads"] == heads and index["n_heads"] == (1 if heads == "shared" else len(index["tasks"]))
     assert [m["file"] for m in index["models"]] == ["plan_seed0.pt", "plan_seed1.pt"]
     assert index["tasks"][0] == names[0] and len(index["tasks"]) == 1 + len(json.loads(res.stdout)["selected"])
     state = torch.load(out / "plan_seed0.pt")
-    net = MTLNet(len(index["features"]), index["hidden"], len(index["tasks"]), 2)
+    net = MTLNet(len(index["features"]), index["hidden"], index["n_heads"], 2)
     net.load_state_dict(state)
     assert all(torch.isfinite(v).all() for v in state.values())
