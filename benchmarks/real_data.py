@@ -88,7 +88,9 @@ def main() -> None:
                        "n_threshold": len(report["threshold"]["selected"]), "n_uncertain": len(report["uncertain"]),
                        "estimator": est.estimator, "reliability": report["surrogate"].get("reliability_of_f"),
                        "decision": report["decision"], "n_warnings": len(report["warnings"]), "verdict": report["verdict"],
-                       **{f"test_{k}": v for k, v in report["test"].items()}}
+                       "reliability_interval": report["surrogate"].get("reliability_of_f_interval"),
+                       **{f"test_{k}": v for k, v in report["test"].items()},
+                       **{f"loss_{k}": v for k, v in report.get("test_loss", {}).items()}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.out:
@@ -114,6 +116,18 @@ def main() -> None:
                   f"{ms(r['test_pooled'] for r in rs)} | {np.mean([r['n_selected'] for r in rs]):.1f} / {np.mean([r['n_threshold'] for r in rs]):.1f} | "
                   f"{np.mean([r['n_uncertain'] for r in rs]):.1f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
     print("(test accuracy, mean ± sd over seeds; each seed's value is itself the mean of 3 final-model seeds)")
+    print("\n| data | target | test loss: plan | single-task | pooled | plan - pooled | plan - single-task | decisions |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, _s, _t, _l, targets, _n in studies:
+        for target in targets:
+            rs = [r for r in rows if r["dataset"] == name and r["target"] == target and "loss_plan" in r]
+            if not rs:
+                continue
+            kinds = sorted({r["decision"].split(":")[0] for r in rs})
+            print(f"| {name} | {target} | {ms(r['loss_plan'] for r in rs)} | {ms(r['loss_stl'] for r in rs)} | "
+                  f"{ms(r['loss_pooled'] for r in rs)} | {ms(r['loss_plan'] - r['loss_pooled'] for r in rs)} | "
+                  f"{ms(r['loss_plan'] - r['loss_stl'] for r in rs)} | {', '.join(kinds)} |")
+    print("(test loss: the loss f is measured in, lower is better; mean ± sd over seeds)")
 
 
 if __name__ == "__main__":
