@@ -96,13 +96,30 @@ class Store:
             parent = Path(self.path).resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"{self.path}: store folder {parent} does not exist")
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a usable store ({exc})") from None
+        # Two processes opening a new store at once: switching to WAL and creating the tables can meet the
+        # other's lock without SQLite's busy wait ("database is locked" at once), so the opening is retried
+        # for up to a minute, as every other statement waits through `timeout`.
+        deadline = time.monotonic() + 60.0
+        delay = 0.01
+        while True:
+            try:
+                self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                try:
+                    self.conn.close()
+                except Exception:
+                    pass
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: not a usable store ({exc})") from None
+                time.sleep(delay)
+                delay = min(0.5, delay * 2)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: not a usable store ({exc})") from None
 
     def close(self) -> None:
         self.conn.close()

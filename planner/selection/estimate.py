@@ -52,8 +52,8 @@ class EstimateSettings:
     n_subsets: int | None = None  # default: min(8k, C(k, alpha))
     seed: int = 0
     repeats: int = 3  # single-task replicates
-    replicate_subsets: int = 20  # subsets of the sample measured with `replicate_seeds` seeds (seed noise)
-    replicate_seeds: int = 2
+    replicate_subsets: int = 40  # subsets of the sample measured with `replicate_seeds` seeds (seed noise)
+    replicate_seeds: int = 3
     holdout: float = 0.2  # fraction held out for the learning curve (the other figures: repeated K-fold)
     cv_folds: int = 5
     cv_repeats: int = 10

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # planner estimate on a tiny dataset: 6 sources, 12 subsets + 2 single-task + 3 noise replicates
 # = 17 models, 3 per store transaction (6 transactions).
-N_MODELS = 26  # 12 subsets x 2 seeds (the replicate design covers them all) + 2 single-task
+N_MODELS = 38  # 12 subsets x 3 seeds (the replicate design covers them all) + 2 single-task
 ESTIMATE_ARGS = ["--task-column", "task", "--label-column", "y", "--target", "target", "--subsets", "12",
                  "--epochs", "3", "--bootstrap", "0", "--repeats", "2", "--models-per-batch", "3", "--device", "cpu"]
 
@@ -467,3 +467,38 @@ def test_atomic_write_sweeps_temporaries_of_killed_writers(tmp_path):
     assert (tmp_path / "out.json").read_text() == "{}\n"
     assert not stale.exists()
     assert live.exists() and fresh.exists() and other.exists()
+
+
+def _open_store(path, queue, barrier):
+    from planner.store import Store
+
+    try:
+        barrier.wait(10)
+        store = Store(path)
+        store.done("x")
+        store.close()
+        queue.put("")
+    except Exception as exc:  # reported to the parent
+        queue.put(repr(exc))
+
+
+def test_two_processes_opening_a_new_store_at_once(tmp_path):
+    """Switching a new file to WAL and creating the tables while another process does the same can meet a
+    lock that SQLite does not wait on; the store retries, so neither process fails (without the retry
+    about half of the rounds failed)."""
+    import multiprocessing as mp
+
+    import planner.store  # noqa: F401  (imported before the fork, so both children start together)
+
+    ctx = mp.get_context("fork")
+    errors = []
+    for i in range(30):
+        path = str(tmp_path / f"s{i}.db")
+        queue, barrier = ctx.Queue(), ctx.Barrier(2)
+        procs = [ctx.Process(target=_open_store, args=(path, queue, barrier)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        errors += [e for e in (queue.get(timeout=10) for _ in procs) if e]
+    assert errors == []

@@ -105,7 +105,8 @@ def _cfg(**kw):
 def _settings(**kw):
     from planner.selection.estimate import EstimateSettings
 
-    base = dict(alpha=2, n_subsets=15, n_boot=20, repeats=2, seed=0, estimator="retrain", replicate_subsets=3)
+    base = dict(alpha=2, n_subsets=15, n_boot=20, repeats=2, seed=0, estimator="retrain", replicate_subsets=3,
+                replicate_seeds=2)
     base.update(kw)
     return EstimateSettings(**base)
 
