@@ -31,12 +31,10 @@ from planner.cli.output import Progress, wall_seconds
 from planner import __version__
 
 
-def interval_text(diagnostics: dict) -> str:
-    """`` (90% 0.45-0.88)`` for the reliability of f, where the replicates give an interval."""
-    iv = diagnostics.get("reliability_of_f_interval") or []
-    if len(iv) != 2 or any(v is None for v in iv):
-        return ""
-    return f" (90% {iv[0]:.2f}-{iv[1]:.2f})"
+def interval_text(interval) -> str:
+    from planner.selection.evidence import interval_text as text  # loaded when needed: --help stays fast
+
+    return text(interval)
 
 
 def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128, estimator="auto",
@@ -98,7 +96,7 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets ({est.trained} trained now), "
-               f"{est.estimator} estimate, reliability {fmt(d.get('reliability_of_f'))}{interval_text(d)}, surrogate {d['surrogate']}, "
+               f"{est.estimator} estimate, reliability {fmt(d.get('reliability_of_f'))}{interval_text(d.get('reliability_of_f_interval'))}, surrogate {d['surrogate']}, "
                f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
     show_warnings(est.warnings)
 
@@ -210,7 +208,7 @@ def _estimate_from_runs(runs_file, target, settings, out) -> None:
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets from {runs_file}, "
-               f"reliability {fmt(d.get('reliability_of_f'))}{interval_text(d)}, surrogate {d['surrogate']}, "
+               f"reliability {fmt(d.get('reliability_of_f'))}{interval_text(d.get('reliability_of_f_interval'))}, surrogate {d['surrogate']}, "
                f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
     show_warnings(est.warnings)
 

@@ -123,3 +123,11 @@ def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: fl
 POOLING_RECOMMENDATION = (
     "the runs cannot separate the sources, so the plan is pooling (the target with every allowed source), the "
     "baseline that is hard to beat when sources look alike; the scores below are not findings")
+
+
+def interval_text(interval) -> str:
+    """`` (90% 0.45-0.88)`` for a reliability interval ``[low, high]``; empty where there is none."""
+    iv = list(interval or [])
+    if len(iv) != 2 or any(v is None for v in iv):
+        return ""
+    return f" (90% {iv[0]:.2f}-{iv[1]:.2f})"

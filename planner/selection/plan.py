@@ -252,15 +252,6 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     return report, est, extras
 
 
-def _interval(surrogate: dict) -> str:
-    """`` (f: 0.73, 90% 0.45-0.88)``: the reliability of f (the mean of its replicates) with its interval."""
-    iv = surrogate.get("reliability_of_f_interval") or []
-    rel = surrogate.get("reliability_of_f")
-    if rel is None or len(iv) != 2 or any(v is None for v in iv):
-        return ""
-    return f" (of f: {rel:.2f}, 90% interval {iv[0]:.2f}-{iv[1]:.2f})"
-
-
 def _clearly_better(candidate: list[float], default: list[float]) -> bool:
     """Lower mean validation loss than the default by more than POOL_MARGIN of it and more than twice the
     standard error of the difference (over the final seeds)."""
@@ -407,7 +398,8 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     cv = s.get("cv") or {}
     rows.append(
         f"surrogate ({s['kind']}, {s.get('estimator', 'retrain')} estimate, {s['n_subsets']} subsets, stopped: "
-        f"{s.get('stopped', 'fixed')}): reliability {_f(s.get('reliability'))}{_interval(s)} (Spearman ceiling "
+        f"{s.get('stopped', 'fixed')}): reliability {_f(s.get('reliability'))} (of f: {_f(s.get('reliability_of_f'))}"
+        f"{evidence.interval_text(s.get('reliability_of_f_interval'))}) (Spearman ceiling "
         f"{_f(s.get('spearman_ceiling'))}); {cv.get('repeats', 1)}x{cv.get('folds', '-')}-fold Spearman "
         f"{_f(s['spearman'])} +- {_f(s.get('spearman_sd'))}, transfer F1 {_f(s['f1_transfer'])}, "
         f"MSE {_f(s['mse'], 3)} vs seed noise {_f(s['noise_floor'], 3)}"
