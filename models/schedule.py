@@ -161,6 +161,24 @@ def _specs(prep: _Prepared, subsets: Sequence[Sequence[int]], seeds: Sequence[in
     return out
 
 
+
+def early_stop_update(val: np.ndarray, alive: np.ndarray, best_val: np.ndarray, best_epoch: np.ndarray,
+                      bad: np.ndarray, remaining: np.ndarray, epoch: int, keep: str,
+                      patience: int) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's early-stopping bookkeeping of a batched trainer, for the models ``alive`` whose
+    validation losses are ``val``: updates ``best_val``, ``best_epoch`` and ``bad`` in place and returns
+    ``(take, done)``: whose current state to keep (improved, or every model with ``keep="last"``) and
+    who stops (step budget spent, or ``patience`` epochs without improvement)."""
+    improved = val < best_val[alive]
+    take = improved if keep == "best" else np.ones_like(improved)
+    best_val[alive] = np.where(improved, val, best_val[alive])
+    best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
+    bad[alive] = np.where(improved, 0, bad[alive] + 1)
+    done = remaining[alive] == 0
+    if patience:
+        done |= bad[alive] >= patience
+    return take, done
+
 # ---------------------------------------------------------------------------- metrics
 def _metric_dict(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> dict[str, torch.Tensor]:
     """Per-model mean metrics over rows: ``out (M, n, C)``, ``y (n,)`` or ``(M, n)`` -> ``{name: (M,)}``."""

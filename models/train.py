@@ -43,6 +43,7 @@ from .mtl import HEADS, BatchedMTL, MTLNet, init_params, init_params_many
 from .schedule import (  # noqa: F401 (public names kept importable from here)
     SubsetResult,
     _early_stop_loss,
+    early_stop_update,
     _metric_dict,
     _per_row,
     _Prepared,
@@ -344,16 +345,9 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
         epochs_run[alive] += (s_m > 0)
         with torch.no_grad():
             val = _early_stop_loss(_shared(net, theta, prep.Xv1), prep.yv, prep).double().cpu().numpy()
-        improved = val < best_val[alive]
-        take = improved if config.keep == "best" else np.ones_like(improved)
+        take, done = early_stop_update(val, alive, best_val, best_epoch, bad, remaining, epoch, config.keep, patience)
         if take.any():
             best = torch.where(torch.from_numpy(take).to(dev).unsqueeze(-1), theta, best)
-        best_val[alive] = np.where(improved, val, best_val[alive])
-        best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
-        bad[alive] = np.where(improved, 0, bad[alive] + 1)
-        done = remaining[alive] == 0
-        if patience:
-            done |= bad[alive] >= patience
         if done.any():
             d_idx = torch.from_numpy(np.flatnonzero(done)).to(dev)
             final.index_copy_(0, torch.from_numpy(alive[done]).to(dev), best.index_select(0, d_idx))

@@ -500,7 +500,7 @@ def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
     """Models of equal head count stacked and stepped together (``torch.func``)."""
     from torch.func import stack_module_state
 
-    from .schedule import SubsetResult, _early_stop_loss
+    from .schedule import SubsetResult, _early_stop_loss, early_stop_update
 
     t0 = time.perf_counter()
     dev = prep.device
@@ -577,18 +577,11 @@ def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
         if not np.isfinite(val).all():
             raise _nan_error(model, prep, specs[int(alive[np.flatnonzero(~np.isfinite(val))[0]])], epoch + 1,
                              "validation loss")
-        improved = val < best_val[alive]
-        take = improved if config.keep == "best" else np.ones_like(improved)
+        take, done = early_stop_update(val, alive, best_val, best_epoch, bad, remaining, epoch, config.keep, patience)
         if take.any():
             imp = torch.from_numpy(take).to(dev)
             for k in best:
                 best[k] = torch.where(imp.view(-1, *([1] * (best[k].dim() - 1))), cur[k], best[k])
-        best_val[alive] = np.where(improved, val, best_val[alive])
-        best_epoch[alive] = np.where(take, epoch + 1, best_epoch[alive])
-        bad[alive] = np.where(improved, 0, bad[alive] + 1)
-        done = remaining[alive] == 0
-        if patience:
-            done |= bad[alive] >= patience
         if done.any():
             d_idx = torch.from_numpy(np.flatnonzero(done)).to(dev)
             d_orig = torch.from_numpy(alive[done]).to(dev)

@@ -24,6 +24,18 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread per test module (fastest, and immune to other processes on a small
+    shared machine), whatever a command in between set; restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def anchors_dir() -> Path:
     if not ANCHORS.is_dir():

@@ -13,12 +13,7 @@ from planner_models.noise import flip_labels
 from planner_models.train import TrainConfig, train_one_module, train_subsets, train_subsets_plain
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ SUBSETS = [[1, 2], [3], [], [2, 4, 5], [5, 1], [4], [1, 3]]
 SEEDS = [11, 12, 13, 14, 15, 16, 17]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
