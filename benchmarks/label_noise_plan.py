@@ -9,8 +9,9 @@ on validation, final models) with the defaults of `planner plan` and prints, per
 * seconds (the plan on 16 sources on this machine), the estimator auto chose, the reliability;
 * Spearman of the sources' scores with their true flip rates (1: ranked exactly by noise);
 * test accuracy and test loss (the loss f is measured in) of the plan, single-task and pooled (mean
-  over the 3 final seeds), and the plan's
-  difference to the better of the two with its standard error over seeds;
+  over the 3 final seeds), and the plan's difference to the better of the two with its standard error
+  over seeds and then over seeds and test rows (paired on the same rows, as the plan's verdict counts it);
+* the plan's verdict;
 * for the clean cases (all rates 0): the reliability, the warnings and the decision.
 
     python benchmarks/label_noise_plan.py [--quick] [--seeds 0 1 2] [--tables tv16 hsb82]
@@ -42,6 +43,7 @@ def run_case(table: str, seed: int, rates=None, quick: bool = False, heads: str 
             "reliability": report["surrogate"].get("reliability_of_f"), "spearman_rates": rank,
             "test": report["test"], "test_sd": report["test_sd"], "decision": report["decision"],
             "test_loss": report["test_loss"], "test_loss_sd": report["test_loss_sd"],
+            "test_noise": report.get("test_noise") or {}, "verdict": report["verdict"],
             "selected": len(report["selected"]), "warnings": report["warnings"],
             "harmful_kept": sum(truth[t] >= 0.25 and t in report["selected"] for t in names)}
 
@@ -56,24 +58,30 @@ def main() -> None:
                     help="output heads of the network (shared: the sources' labels train the target's head)")
     args = ap.parse_args()
     seeds = [0] if args.quick else args.seeds
-    print("table  seed  kind   seconds  estimator  reliab  rank(rates)  plan    stl     pooled  plan-best(se)  kept-bad  decision")
+    print("table  seed  kind   seconds  estimator  reliab  rank(rates)  plan    stl     pooled  plan-best(se seeds; seeds+rows)  kept-bad  decision")
     for table in args.tables:
         for clean in ([False, True] if args.clean else [False]):
             for seed in seeds:
                 r = run_case(table, seed, rates=[0.0] * 16 if clean else None, quick=args.quick, heads=args.heads)
-                t, sd = r["test"], r["test_sd"]
-                best = max(t["stl"], t["pooled"])
-                se = float(np.sqrt((sd["plan"] ** 2 + max(sd["stl"], sd["pooled"]) ** 2) / 3))
+                t, sd, noise = r["test"], r["test_sd"], r["test_noise"]
+                other = "stl" if t["stl"] >= t["pooled"] else "pooled"
+                best = t[other]
+                se = float(np.sqrt((sd["plan"] ** 2 + sd[other] ** 2) / 3))
+                pse = (noise.get("metric") or {}).get(other, float("nan"))
                 rank = "-" if r["spearman_rates"] is None else f"{r['spearman_rates']:.2f}"
                 rel = "-" if r["reliability"] is None else f"{r['reliability']:.2f}"
                 print(f"{table:<6} {seed:>4}  {'clean' if clean else 'noise':<6} {r['seconds']:>7.1f}  {r['estimator']:<9}  "
                       f"{rel:>6}  {rank:>11}  {t['plan']:.4f}  {t['stl']:.4f}  {t['pooled']:.4f}  "
-                      f"{t['plan'] - best:+.4f} ({se:.4f})  {r['harmful_kept']:>8}  {r['decision'][:48]}", flush=True)
+                      f"{t['plan'] - best:+.4f} ({se:.4f}; {pse:.4f})  {r['harmful_kept']:>8}  {r['decision'][:48]}", flush=True)
                 lo, lsd = r["test_loss"], r["test_loss_sd"]
-                lbest = min(lo["stl"], lo["pooled"])
-                lse = float(np.sqrt((lsd["plan"] ** 2 + max(lsd["stl"], lsd["pooled"]) ** 2) / 3))
+                lother = "stl" if lo["stl"] <= lo["pooled"] else "pooled"
+                lbest = lo[lother]
+                lse = float(np.sqrt((lsd["plan"] ** 2 + lsd[lother] ** 2) / 3))
+                lpse = (noise.get("loss") or {}).get(lother, float("nan"))
                 print(f"    test loss: plan {lo['plan']:.4f}  stl {lo['stl']:.4f}  pooled {lo['pooled']:.4f}  "
-                      f"plan - better baseline {lo['plan'] - lbest:+.4f} ({lse:.4f})")
+                      f"plan - better baseline {lo['plan'] - lbest:+.4f} (se over seeds {lse:.4f}; over seeds "
+                      f"and {noise.get('rows', '?')} test rows {lpse:.4f})")
+                print(f"    verdict: {r['verdict']}")
                 for w in r["warnings"]:
                     print(f"    warning: {w[:150]}")
 

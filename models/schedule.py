@@ -37,9 +37,12 @@ class SubsetResult:
     epochs: int = 0
     best_epoch: int = 0
     n_train: int = 0
+    # the target's loss on each of its validation and test rows (see target_rows); not in to_dict
+    rows: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("rows", None)
         d["subset"] = list(self.subset)
         d["val_losses"] = {str(k): v for k, v in self.val_losses.items()}
         return d
@@ -195,6 +198,23 @@ def _metric_dict(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str)
         mse = (err ** 2).mean(1)
         d = {"mse": mse, "rmse": mse.sqrt(), "mae": err.abs().mean(1), "loss": mse}
     return d
+
+
+def target_rows(out_v: torch.Tensor, out_t: torch.Tensor | None, prep: _Prepared, loss: str,
+                test_y: torch.Tensor | None = None) -> list[dict[str, np.ndarray]]:
+    """Per model, from the target's outputs on its validation rows ``out_v (M, n_val, C)`` and test rows
+    ``out_t (M, n_test, C)`` (or None): its loss on each validation row (``"val"``) and test row
+    (``"test"``) and, for classification, each test row's 0-1 error (``"test_error"``). Two models
+    compared on the same rows need these for a paired standard error."""
+    M = out_v.shape[0]
+    yv = prep.yv.unsqueeze(0).expand(M, -1)
+    cols = {"val": _per_row(out_v, yv, prep, loss).double().cpu().numpy()}
+    if out_t is not None and out_t.shape[1]:
+        yt = test_y.unsqueeze(0).expand(M, -1)
+        cols["test"] = _per_row(out_t, yt, prep, loss).double().cpu().numpy()
+        if prep.data.n_classes:
+            cols["test_error"] = PER_ROW["zero_one"](out_t, yt).double().cpu().numpy()
+    return [{k: v[m] for k, v in cols.items()} for m in range(M)]
 
 
 def _per_row(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> torch.Tensor:

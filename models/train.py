@@ -45,6 +45,7 @@ from .schedule import (  # noqa: F401 (public names kept importable from here)
     _early_stop_loss,
     early_stop_update,
     _metric_dict,
+    target_rows,
     _per_row,
     _Prepared,
     _prepare,
@@ -361,10 +362,10 @@ def _train_group(prep: _Prepared, specs: list[_Spec], config: TrainConfig) -> li
     seconds = (time.perf_counter() - t0) / n_real
     out = []
     for m, s in enumerate(specs[:n_real]):
-        f, val_losses, test = evals[m]
+        f, val_losses, test, rows = evals[m]
         out.append(SubsetResult(subset=s.subset, f=f, val_losses=val_losses, test=test, seconds=seconds,
                                 device=str(dev), seed=s.seed, epochs=int(epochs_run[m]),
-                                best_epoch=int(best_epoch[m]), n_train=len(s.rows)))
+                                best_epoch=int(best_epoch[m]), n_train=len(s.rows), rows=rows))
     return out
 
 
@@ -403,20 +404,23 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     M = len(specs)
     loss = prep.loss
     # target: validation (f) and test metrics on rows shared by all models
-    tv = _metric_dict(_shared(net, theta, prep.Xv1), prep.yv, prep, loss)["loss"].double().cpu().numpy()
+    out_v = _shared(net, theta, prep.Xv1)
+    tv = _metric_dict(out_v, prep.yv, prep, loss)["loss"].double().cpu().numpy()
+    out_t, yt = None, None
     if len(prep.test_rows):
         tr = torch.as_tensor(prep.test_rows, device=dev)
-        td = _metric_dict(_shared(net, theta, prep.X1[tr]), prep.y[tr], prep, loss)
-        td = {k: v.double().cpu().numpy() for k, v in td.items()}
+        out_t, yt = _shared(net, theta, prep.X1[tr]), prep.y[tr]
+        td = {k: v.double().cpu().numpy() for k, v in _metric_dict(out_t, yt, prep, loss).items()}
     else:
         td = {}
+    rows = target_rows(out_v, out_t, prep, loss, yt)
     # every source member's validation loss: per model, the validation rows of its own source tasks
     # (padded; the target's, member 0, are already in tv). Rows go through their member's head (with a
     # shared head, K = 1, forward_rows ignores the slot) and are summed per member.
     K = max(len(s.subset) for s in specs)
     member = np.full((M, K), np.nan)
     if K == 1:
-        return [(float(tv[m]), {prep.target: float(tv[m])}, {k: float(v[m]) for k, v in td.items()})
+        return [(float(tv[m]), {prep.target: float(tv[m])}, {k: float(v[m]) for k, v in td.items()}, rows[m])
                 for m in range(M)]
     empty = np.zeros(0, dtype=np.int64)
     rows_per = [np.concatenate([empty] + [prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
@@ -446,7 +450,7 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     for m, s in enumerate(specs):
         val_losses = {t: float(member[m, k]) for k, t in enumerate(s.subset)}
         val_losses[prep.target] = float(tv[m])
-        res.append((float(tv[m]), val_losses, {k: float(v[m]) for k, v in td.items()}))
+        res.append((float(tv[m]), val_losses, {k: float(v[m]) for k, v in td.items()}, rows[m]))
     return res
 
 
@@ -523,7 +527,8 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig, keep_net
         for t, b in zip(net.parameters(), best_state):
             t.copy_(b)
         loss_name = prep.loss
-        f = float(_metric_dict(net(prep.Xv, 0).unsqueeze(0), prep.yv, prep, loss_name)["loss"][0])
+        out_v = net(prep.Xv, 0).unsqueeze(0)
+        f = float(_metric_dict(out_v, prep.yv, prep, loss_name)["loss"][0])
         val_losses = {}
         for k, t in enumerate(spec.subset):
             vr = torch.as_tensor(prep.val_rows[t], device=dev)
@@ -534,11 +539,13 @@ def _train_one_plain(prep: _Prepared, spec: _Spec, config: TrainConfig, keep_net
             val_losses[t] = float(_per_row(net(prep.X[vr], head), prep.y[vr], prep, loss_name).double().mean())
         val_losses[prep.target] = f
         tr = torch.as_tensor(prep.test_rows, device=dev)
-        test = ({k: float(v[0]) for k, v in _metric_dict(net(prep.X[tr], 0).unsqueeze(0), prep.y[tr], prep, loss_name).items()}
+        out_t = net(prep.X[tr], 0).unsqueeze(0) if len(tr) else None
+        test = ({k: float(v[0]) for k, v in _metric_dict(out_t, prep.y[tr], prep, loss_name).items()}
                 if len(tr) else {})
+        rows = target_rows(out_v, out_t, prep, loss_name, prep.y[tr])[0]
     result = SubsetResult(subset=spec.subset, f=f, val_losses=val_losses, test=test,
                           seconds=time.perf_counter() - t0, device=str(dev), seed=spec.seed, epochs=epochs_run,
-                          best_epoch=best_epoch, n_train=len(spec.rows))
+                          best_epoch=best_epoch, n_train=len(spec.rows), rows=rows)
     return (result, net) if keep_net else result
 
 

@@ -463,15 +463,15 @@ def _train_one_loop(model: UserModel, prep, spec, config):
                 break
     net.load_state_dict(best_state)
     net.eval()
-    f, val_losses, test = _evaluate_one(net, prep, spec)
+    f, val_losses, test, rows = _evaluate_one(net, prep, spec)
     return SubsetResult(subset=spec.subset, f=f, val_losses=val_losses, test=test,
                         seconds=time.perf_counter() - t0, device=str(dev), seed=spec.seed, epochs=epochs_run,
-                        best_epoch=best_epoch, n_train=len(spec.rows))
+                        best_epoch=best_epoch, n_train=len(spec.rows), rows=rows)
 
 
 @torch.no_grad()
 def _evaluate_one(net: nn.Module, prep, spec):
-    from .schedule import _metric_dict, _per_row
+    from .schedule import _metric_dict, _per_row, target_rows
 
     dev = prep.device
     loss_name = prep.loss
@@ -481,7 +481,8 @@ def _evaluate_one(net: nn.Module, prep, spec):
         return net(x, torch.full((len(rows),), k, dtype=torch.long, device=dev))
 
     vr = torch.as_tensor(prep.val_rows[prep.target], device=dev)
-    f = float(_metric_dict(run(vr, 0).unsqueeze(0), prep.yv, prep, loss_name)["loss"][0])
+    out_v = run(vr, 0).unsqueeze(0)
+    f = float(_metric_dict(out_v, prep.yv, prep, loss_name)["loss"][0])
     val_losses = {}
     for k, t in enumerate(spec.subset[1:], start=1):
         r = torch.as_tensor(prep.val_rows[t], device=dev)
@@ -491,9 +492,11 @@ def _evaluate_one(net: nn.Module, prep, spec):
         val_losses[t] = float(_per_row(run(r, k), prep.y[r], prep, loss_name).double().mean())
     val_losses[prep.target] = f
     tr = torch.as_tensor(prep.test_rows, device=dev)
-    test = ({k: float(v[0]) for k, v in _metric_dict(run(tr, 0).unsqueeze(0), prep.y[tr], prep, loss_name).items()}
+    out_t = run(tr, 0).unsqueeze(0) if len(tr) else None
+    test = ({k: float(v[0]) for k, v in _metric_dict(out_t, prep.y[tr], prep, loss_name).items()}
             if len(tr) else {})
-    return f, {t: val_losses[t] for t in spec.subset}, test
+    rows = target_rows(out_v, out_t, prep, loss_name, prep.y[tr])[0]
+    return f, {t: val_losses[t] for t in spec.subset}, test, rows
 
 
 def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
@@ -601,8 +604,8 @@ def _train_group_vmap(model: UserModel, prep, specs: list, config) -> list:
     seconds = (time.perf_counter() - t0) / M
     return [SubsetResult(subset=s.subset, f=f, val_losses=vl, test=te, seconds=seconds, device=str(dev),
                          seed=s.seed, epochs=int(epochs_run[m]), best_epoch=int(best_epoch[m]),
-                         n_train=len(s.rows))
-            for m, (s, (f, vl, te)) in enumerate(zip(specs, evals))]
+                         n_train=len(s.rows), rows=rows)
+            for m, (s, (f, vl, te, rows)) in enumerate(zip(specs, evals))]
 
 
 @torch.no_grad()
@@ -638,19 +641,22 @@ def _adam(params: dict, grads: dict, m1: dict, m2: dict, steps: np.ndarray, acti
 
 @torch.no_grad()
 def _evaluate_vmap(base: nn.Module, params: dict, buffers: dict, prep, specs: list):
-    from .schedule import _metric_dict, _per_row
+    from .schedule import _metric_dict, _per_row, target_rows
 
     dev = prep.device
     M = len(specs)
     loss = prep.loss
     _, shared_fn, per_model = _batched_fns(base, bool(prep.data.n_classes))
     zeros_v = torch.zeros(len(prep.yv), dtype=torch.long, device=dev)
-    tv = _metric_dict(shared_fn(params, buffers, prep.Xv, zeros_v), prep.yv, prep, loss)["loss"].double().cpu().numpy()
+    out_v = shared_fn(params, buffers, prep.Xv, zeros_v)
+    tv = _metric_dict(out_v, prep.yv, prep, loss)["loss"].double().cpu().numpy()
     td: dict[str, np.ndarray] = {}
+    out_t, yt = None, None
     if len(prep.test_rows):
         tr = torch.as_tensor(prep.test_rows, device=dev)
-        out = shared_fn(params, buffers, prep.X[tr], torch.zeros(len(tr), dtype=torch.long, device=dev))
-        td = {k: v.double().cpu().numpy() for k, v in _metric_dict(out, prep.y[tr], prep, loss).items()}
+        out_t, yt = shared_fn(params, buffers, prep.X[tr], torch.zeros(len(tr), dtype=torch.long, device=dev)), prep.y[tr]
+        td = {k: v.double().cpu().numpy() for k, v in _metric_dict(out_t, yt, prep, loss).items()}
+    target_per_row = target_rows(out_v, out_t, prep, loss, yt)
     member = np.full((M, len(specs[0].subset)), np.nan)
     if len(specs[0].subset) > 1:
         rows_per = [np.concatenate([prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
@@ -680,5 +686,5 @@ def _evaluate_vmap(base: nn.Module, params: dict, buffers: dict, prep, specs: li
     for m, s in enumerate(specs):
         vl = {t: float(member[m, k]) for k, t in enumerate(s.subset)}
         vl[prep.target] = float(tv[m])
-        res.append((float(tv[m]), vl, {k: float(v[m]) for k, v in td.items()}))
+        res.append((float(tv[m]), vl, {k: float(v[m]) for k, v in td.items()}, target_per_row[m]))
     return res

@@ -37,6 +37,9 @@ class SubsetRuns:
 
     target: int
     config: Any  # planner_models.train.TrainConfig
+    # keep the target's loss on each validation and test row (the plan's final models: paired comparisons
+    # that count the rows' own noise); not a setting, so a store's study key does not depend on it
+    rows: bool = False
 
     def label(self, data) -> str:
         return data.task_names[self.target]
@@ -52,7 +55,9 @@ class SubsetRuns:
         return [RunRecord(subset=tuple(names[i] for i in j.tasks), replicate=j.replicate, seed=j.seed, f=float(r.f),
                           val_losses={names[t]: float(v) for t, v in r.val_losses.items()},
                           test={k: float(v) for k, v in r.test.items()}, seconds=float(r.seconds),
-                          device=str(r.device))
+                          device=str(r.device),
+                          rows=({k: [float(x) for x in v] for k, v in r.rows.items()}
+                                if self.rows and r.rows is not None else None))
                 for j, r in zip(jobs, results)]
 
 

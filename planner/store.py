@@ -3,7 +3,9 @@
 * A *study* is one (data fingerprint, target, model and training settings, seed). Its key is a hash
   of those settings; the settings are stored as JSON beside it.
 * A *run* is one trained model: study, subset (source ids), replicate, f(S), every member's
-  validation loss, test metrics, seconds, device.
+  validation loss, test metrics, seconds, device; for some runs (the plan's final models) also the
+  target's loss on each validation and test row (table ``run_rows``, written in the same transaction),
+  for comparisons that count the rows' own noise.
 * WAL journal; each finished batch is written in one transaction (``INSERT OR IGNORE`` on the
   unique (study, subset, replicate) key), so a run killed at any moment leaves whole batches only,
   and a rerun trains exactly what is missing.
@@ -12,6 +14,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -45,6 +48,13 @@ CREATE TABLE IF NOT EXISTS runs (
     created REAL NOT NULL,
     PRIMARY KEY (study, subset, replicate)
 );
+CREATE TABLE IF NOT EXISTS run_rows (
+    study TEXT NOT NULL,
+    subset TEXT NOT NULL,
+    replicate INTEGER NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (study, subset, replicate)
+);
 """
 
 
@@ -76,6 +86,8 @@ class RunRecord:
     test: dict[str, float]
     seconds: float
     device: str
+    # the target's per-row losses ({"val": [...], "test": [...], "test_error": [...]}), kept for some runs
+    rows: dict[str, list[float]] | None = None
 
 
 def study_key(data_fingerprint: str, target: str, seed: int, settings: dict[str, Any]) -> str:
@@ -198,6 +210,11 @@ class Store:
                 rows,
             )
             added = self.conn.total_changes - before
+            with_rows = [(study, subset_key(r.subset), r.replicate, json.dumps(r.rows, sort_keys=True))
+                         for r in records if r.rows is not None]
+            if with_rows:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO run_rows (study, subset, replicate, rows) VALUES (?, ?, ?, ?)", with_rows)
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             try:
@@ -222,13 +239,22 @@ class Store:
                 " ORDER BY subset, replicate",
                 (study,),
             ).fetchall()
+            per_row = {(subset, rep): (rowid, text) for rowid, subset, rep, text in self.conn.execute(
+                "SELECT rowid, subset, replicate, rows FROM run_rows WHERE study = ?", (study,))}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable store ({exc})") from None
         for rowid, subset, rep, seed, f, val, test, secs, device in rows:
             try:
-                out.append(_record(subset, rep, seed, f, val, test, secs, device, known))
+                rec = _record(subset, rep, seed, f, val, test, secs, device, known)
             except _BadRow as exc:
                 raise StoreError(f"{self.path}: not a usable store (runs row {rowid}: {exc})") from None
+            if (subset, rep) in per_row:
+                rows_id, text = per_row[(subset, rep)]
+                try:
+                    rec = dataclasses.replace(rec, rows=_row_losses(text))
+                except _BadRow as exc:
+                    raise StoreError(f"{self.path}: not a usable store (run_rows row {rows_id}: {exc})") from None
+            out.append(rec)
         return out
 
 
@@ -281,6 +307,18 @@ def _record(subset, rep, seed, f, val, test, secs, device, known) -> RunRecord:
     if not isinstance(device, str):
         raise _BadRow(f"device is {type(device).__name__}, not text")
     return RunRecord(tuple(members), rep, seed, _number(f, "f"), val_losses, test_d, _number(secs, "seconds"), device)
+
+
+def _row_losses(text: Any) -> dict[str, list[float]]:
+    d = _json(text, "rows")
+    if not isinstance(d, dict):
+        raise _BadRow("rows is not a JSON object")
+    for key, values in d.items():
+        if not isinstance(values, list):
+            raise _BadRow(f"rows[{key[:40]!r}] is not a list")
+        for v in values:
+            _number(v, f"rows[{key[:40]!r}]")
+    return d
 
 
 # -- reading a store as data (no Store object, nothing written) ----------------------------------------------

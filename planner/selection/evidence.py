@@ -131,3 +131,18 @@ def interval_text(interval) -> str:
     if len(iv) != 2 or any(v is None for v in iv):
         return ""
     return f" (90% {iv[0]:.2f}-{iv[1]:.2f})"
+
+
+def paired_se(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
+    """Standard error of ``mean(a) - mean(b)`` for two models scored on the same rows, ``a[r][i]`` the
+    loss of seed ``r`` on row ``i``: the seed noise (the spread of the per-seed mean differences) plus the
+    rows' own noise (the spread over rows of the seed-averaged differences), so a difference that another
+    draw of seeds or of evaluation rows would undo is not read as a finding. The two terms share the
+    seed-by-row residual, so the sum errs slightly on the side of "within the noise"."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 2 or d.shape[1] == 0:
+        raise ValueError("paired_se needs equal (seeds, rows) arrays")
+    R, n = d.shape
+    seed_var = float(np.var(d.mean(axis=1), ddof=1)) / R if R > 1 else 0.0
+    row_var = float(np.var(d.mean(axis=0), ddof=1)) / n if n > 1 else 0.0
+    return math.sqrt(seed_var + row_var)

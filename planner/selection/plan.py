@@ -137,7 +137,10 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     arms.update({"threshold": cand_sets[best], "stl": (), "pooled": tuple(src_idx)})
     seed1 = final_seed_base(est_settings)
     jobs = [(name, subset, r) for name, subset in arms.items() for r in range(plan_settings.final_seeds)]
-    res = runner.run(data, final_runs, [Job(s, r, subset_seed(seed1, s, r)) for _, s, r in jobs], seed1)
+    # the final models keep the target's loss on each validation and test row: comparisons then count the
+    # rows' own noise as well as the seeds'
+    res = runner.run(data, dataclasses.replace(final_runs, rows=True),
+                     [Job(s, r, subset_seed(seed1, s, r)) for _, s, r in jobs], seed1)
     runner.progress = progress
     if progress is not None:
         progress(len(jobs))
@@ -145,11 +148,13 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     per_arm: dict[str, list[float]] = {}
     val_arm: dict[str, list[float]] = {}
     loss_arm: dict[str, list[float]] = {}   # the loss f is measured in, on the target's test rows
+    rows_arm: dict[str, list[dict | None]] = {}  # per seed, the target's per-row losses (None: not stored)
     for name, s, r in jobs:
         rr = res[(s, r)]
         per_arm.setdefault(name, []).append(float(rr.test[metric]))
         val_arm.setdefault(name, []).append(float(rr.f))
         loss_arm.setdefault(name, []).append(float(rr.test.get("loss", math.nan)))
+        rows_arm.setdefault(name, []).append(rr.rows)
     val = {name: float(np.mean(v)) for name, v in val_arm.items()}
     if est.separable or not can_pool:
         # Pooling is the baseline to beat (the program's set where the constraints forbid pooling); another
@@ -157,7 +162,8 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         # than POOL_MARGIN and than twice the seed noise.
         default = "all allowed" if "all allowed" in candidates else "program"
         chosen = min(candidates, key=lambda name: (val[name], name != "program"))
-        if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default]):
+        if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default],
+                                                     _rows(rows_arm[chosen], "val"), _rows(rows_arm[default], "val")):
             chosen = default
         plan_set = list(candidates[chosen])
         if chosen != "program":
@@ -173,6 +179,8 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     else:
         chosen = "all allowed"
     per_arm["plan"], val_arm["plan"], loss_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen]), list(loss_arm[chosen])
+    rows_arm["plan"] = rows_arm[chosen]
+    test_noise = _test_noise(rows_arm, per_arm, metric, est.higher_is_better)
     val["plan"] = val[chosen]
     if val["plan"] > val["stl"]:
         warnings.append(f"the plan lost to the target alone on validation (loss {val['plan']:.4g} against "
@@ -218,6 +226,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
             "learning_curve": diag["learning_curve"],
         },
         "test_sd": test_sd,
+        "test_noise": test_noise,
         "test_loss": {name: float(np.mean(v)) for name, v in loss_arm.items()},
         "test_loss_sd": {name: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for name, v in loss_arm.items()},
         "validation": {name: float(np.mean(v)) for name, v in val_arm.items()},
@@ -252,13 +261,54 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     return report, est, extras
 
 
-def _clearly_better(candidate: list[float], default: list[float]) -> bool:
+def _clearly_better(candidate: list[float], default: list[float], candidate_rows=None, default_rows=None) -> bool:
     """Lower mean validation loss than the default by more than POOL_MARGIN of it and more than twice the
-    standard error of the difference (over the final seeds)."""
+    standard error of the difference: over the final seeds and, where the per-row losses are there, over
+    the target's validation rows too (a few validation rows cannot show a small gap)."""
     a, b = np.asarray(candidate, dtype=float), np.asarray(default, dtype=float)
     gap = float(b.mean() - a.mean())
-    se = math.sqrt((a.var(ddof=1) / len(a) if len(a) > 1 else 0.0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0.0))
+    if candidate_rows is not None and default_rows is not None:
+        se = evidence.paired_se(candidate_rows, default_rows)
+    else:
+        se = math.sqrt((a.var(ddof=1) / len(a) if len(a) > 1 else 0.0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0.0))
     return gap > max(POOL_MARGIN * abs(float(b.mean())), 2.0 * se)
+
+
+def _rows(per_seed: list[dict | None], key: str) -> np.ndarray | None:
+    """``(seeds, rows)`` per-row losses under ``key`` of one arm's final models; None where a model lacks
+    them (a store written before they were kept) or the rows differ in number."""
+    if not per_seed or any(r is None or key not in r for r in per_seed):
+        return None
+    lengths = {len(r[key]) for r in per_seed}
+    if len(lengths) != 1 or 0 in lengths:
+        return None
+    return np.asarray([r[key] for r in per_seed], dtype=float)
+
+
+def _test_noise(rows_arm: dict, per_arm: dict, metric: str, higher_is_better: bool) -> dict[str, Any] | None:
+    """Standard errors of the plan's test differences from pooling and from the target alone, counting the
+    seeds and the test rows (paired: every model is scored on the same rows); None without per-row losses.
+    The metric's rows: classification accuracy from each row's 0-1 error; regression RMSE from the squared
+    errors (delta method: ``d rmse = d mse / (rmse_a + rmse_b)``)."""
+    out: dict[str, Any] = {"basis": "seeds and test rows", "metric": {}, "loss": {}}
+    plan_loss = _rows(rows_arm.get("plan", []), "test")
+    if plan_loss is None:
+        return None
+    out["rows"] = int(plan_loss.shape[1])
+    for name in ("pooled", "stl"):
+        other = _rows(rows_arm.get(name, []), "test")
+        if other is None or other.shape != plan_loss.shape:
+            return None
+        out["loss"][name] = evidence.paired_se(plan_loss, other)
+        if higher_is_better:  # accuracy = 1 - mean 0-1 error
+            a, b = _rows(rows_arm["plan"], "test_error"), _rows(rows_arm[name], "test_error")
+            if a is None or b is None:
+                return None
+            out["metric"][name] = evidence.paired_se(a, b)
+        else:
+            scale = float(np.mean(per_arm["plan"]) + np.mean(per_arm[name])) if metric == "rmse" else 1.0
+            out["metric"][name] = out["loss"][name] / scale if scale > 0 else math.nan
+    return out
 
 
 def final_seed_base(est_settings) -> int:
@@ -346,22 +396,29 @@ def verdict(report: dict[str, Any]) -> str:
     """Does the plan beat pooling and the target alone on test, beyond the spread over seeds? Judged on
     the test metric and, where the report has it, on the loss f is measured in (the plan's objective)."""
     n = max(1, int(report.get("final_seeds", 1)))
-    out = "the plan " + _compare(report["test"], report["test_sd"], 1 if report["higher_is_better"] else -1, n)
+    noise = report.get("test_noise") or {}
+    out = "the plan " + _compare(report["test"], report["test_sd"], 1 if report["higher_is_better"] else -1, n,
+                                 noise.get("metric"))
     loss = report.get("test_loss") or {}
     if all(math.isfinite(loss.get(k, math.nan)) for k in ("plan", "pooled", "stl")):
-        out += "; on test loss it " + _compare(loss, report.get("test_loss_sd") or {}, -1, n)
+        out += "; on test loss it " + _compare(loss, report.get("test_loss_sd") or {}, -1, n, noise.get("loss"))
     return out
 
 
-def _compare(t: dict[str, float], sd: dict[str, float], sign: int, n: int) -> str:
+def _compare(t: dict[str, float], sd: dict[str, float], sign: int, n: int, paired: dict | None = None) -> str:
+    """``paired``: standard errors of the differences over seeds and test rows (else the seeds' only)."""
     parts = []
     for name, label in (("pooled", "pooling"), ("stl", "the target alone")):
         diff = sign * (t["plan"] - t[name])
-        se = math.sqrt((sd.get("plan", 0.0) ** 2 + sd.get(name, 0.0) ** 2) / n)
-        if abs(diff) <= max(2 * se, 1e-12):
-            parts.append(f"ties with {label} ({diff:+.4f}, within twice the seed noise {2 * se:.4f})")
+        if paired and paired.get(name) is not None and math.isfinite(paired[name]):
+            se, what = paired[name], "the noise of seeds and test rows"
         else:
-            parts.append(f"{'beats' if diff > 0 else 'loses to'} {label} by {abs(diff):.4f}")
+            se, what = math.sqrt((sd.get("plan", 0.0) ** 2 + sd.get(name, 0.0) ** 2) / n), "the seed noise"
+        if abs(diff) <= max(2 * se, 1e-12):
+            parts.append(f"ties with {label} ({diff:+.4f}, within twice {what} {2 * se:.4f})")
+        else:
+            parts.append(f"{'beats' if diff > 0 else 'loses to'} {label} by {abs(diff):.4f} (twice {what} "
+                         f"{2 * se:.4f})")
     return "; ".join(parts)
 
 

@@ -143,8 +143,67 @@ def test_plan_saves_its_final_models(csv_path, tmp_path, heads):
     index = json.loads((out / "index.json").read_text())
     assert index["heads"] == heads and index["n_heads"] == (1 if heads == "shared" else len(index["tasks"]))
     assert [m["file"] for m in index["models"]] == ["plan_seed0.pt", "plan_seed1.pt"]
-    assert index["tasks"][0] == names[0] and len(index["tasks"]) == 1 + len(json.loads(res.stdout)["selected"])
+    report = json.loads(res.stdout)
+    assert index["tasks"][0] == names[0] and len(index["tasks"]) == 1 + len(report["selected"])
+    # the verdict's noise counts the test rows: paired standard errors against pooling and the target alone
+    noise = report["test_noise"]
+    assert noise["basis"] == "seeds and test rows" and noise["rows"] > 0
+    assert set(noise["metric"]) == set(noise["loss"]) == {"pooled", "stl"}
+    assert all(v >= 0 for v in [*noise["metric"].values(), *noise["loss"].values()])
+    assert "noise of seeds and test rows" in report["verdict"]
     state = torch.load(out / "plan_seed0.pt")
     net = MTLNet(len(index["features"]), index["hidden"], index["n_heads"], 2)
     net.load_state_dict(state)
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_per_row_losses_are_stored_and_read_back(tmp_path):
+    """SubsetRuns(rows=True) keeps the target's per-row losses in the store (same transaction); a rerun
+    reads them back without training, and runs kept without them read back as None."""
+    import dataclasses
+
+    import numpy as np
+
+    from planner.jobs import Job, JobRunner, SubsetRuns
+    from planner.store import Store
+
+    d = synthetic_classification(k=4, p=3, n_per_task=60, seed=1)
+    plain = SubsetRuns(0, TrainConfig(hidden=(4,), epochs=2, batch_size=32, device="cpu"))
+    kind = dataclasses.replace(plain, rows=True)
+    assert kind.settings() == plain.settings()  # the study key does not depend on it
+    path = tmp_path / "s.db"
+    jobs = [Job((1, 2), 0, 11), Job((), 0, 5)]
+    with Store(path) as store:
+        runner = JobRunner(store, batch_size=1)
+        out = runner.run(d, kind, jobs, seed=0)
+        other = runner.run(d, plain, [Job((3,), 0, 7)], seed=1)
+    n_val, n_test = len(d.rows(0, 1)), len(d.rows(0, 2))
+    for rec in out.values():
+        assert len(rec.rows["val"]) == n_val and len(rec.rows["test"]) == n_test
+        assert np.mean(rec.rows["val"]) == pytest.approx(rec.f, abs=1e-6)
+        assert 1 - np.mean(rec.rows["test_error"]) == pytest.approx(rec.test["accuracy"], abs=1e-6)
+    assert other[((3,), 0)].rows is None
+    with Store(path) as store:
+        runner = JobRunner(store)
+        again = runner.run(d, kind, jobs, seed=0)
+        assert runner.trained == 0
+        assert {k: v.rows for k, v in again.items()} == {k: v.rows for k, v in out.items()}
+
+
+def test_store_without_the_row_table_is_upgraded_and_bad_rows_are_named(tmp_path):
+    import sqlite3
+
+    from planner.store import SCHEMA, RunRecord, Store, StoreError
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # a store written before per-row losses were kept
+        conn.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS run_rows")[0])
+    with Store(path) as store:
+        key = store.open_study("fp", "T", 0, {"a": 1})
+        store.add_batch(key, [RunRecord(("a",), 0, 1, 0.5, {"T": 0.5}, {"loss": 0.5}, 0.1, "cpu",
+                                        rows={"val": [0.25, 0.75], "test": [0.5]})])
+        assert store.runs(key)[0].rows == {"val": [0.25, 0.75], "test": [0.5]}
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE run_rows SET rows = '{\"val\": [\"x\"]}'")
+    with Store(path) as store, pytest.raises(StoreError, match=r"run_rows row 1: rows\['val'\] is str"):
+        store.runs(key)

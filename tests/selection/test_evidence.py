@@ -174,3 +174,56 @@ def test_uncertain_reliability_warning_text():
     assert any("reaches down to 0.41" in w for w in warnings_for(reliability=0.7, reliability_interval=(0.41, 0.9), **kw))
     assert not any("uncertain" in w for w in warnings_for(reliability=0.7, reliability_interval=(0.55, 0.9), **kw))
     assert not any("uncertain" in w for w in warnings_for(reliability=0.3, reliability_interval=(0.1, 0.6), **kw))
+
+
+def test_paired_se_matches_the_spread_of_repeated_draws():
+    """Oracle: differences d[r, i] = mu + seed effect + row effect + residual, drawn many times; the
+    standard error must match the spread of the mean difference over draws (it errs slightly high: the
+    two terms share the residual), and the rows' term must be there (seed-only would be far too small)."""
+    from planner.selection.evidence import paired_se
+
+    rng = np.random.default_rng(0)
+    R, n = 3, 40
+    means, ses, seed_only = [], [], []
+    for _ in range(3000):
+        row_effect = rng.normal(0, 0.3, n)
+        a = rng.normal(0, 0.05, (R, 1)) + row_effect + rng.normal(0, 0.1, (R, n)) + 0.02
+        b = np.zeros((R, n))
+        means.append(float(np.mean(a - b)))
+        ses.append(paired_se(a, b))
+        seed_only.append(float(np.std((a - b).mean(axis=1), ddof=1) / np.sqrt(R)))
+    truth = float(np.std(means))
+    assert 0.95 * truth < float(np.sqrt(np.mean(np.square(ses)))) < 1.2 * truth
+    assert float(np.sqrt(np.mean(np.square(seed_only)))) < 0.7 * truth
+    with pytest.raises(ValueError):
+        paired_se([1.0, 2.0], [1.0, 2.0])
+
+
+def test_verdict_counts_the_test_rows_noise_when_the_report_has_it():
+    from planner.selection.plan import verdict
+
+    base = {"higher_is_better": True, "final_seeds": 3,
+            "test": {"plan": 0.90, "pooled": 0.85, "stl": 0.95},
+            "test_sd": {"plan": 0.001, "pooled": 0.001, "stl": 0.001}}
+    assert "beats pooling by 0.0500" in verdict(base) and "loses to the target alone by 0.0500" in verdict(base)
+    noisy = dict(base, test_noise={"basis": "seeds and test rows", "rows": 20, "metric": {"pooled": 0.03, "stl": 0.02},
+                                   "loss": {}})
+    text = verdict(noisy)
+    assert "ties with pooling (+0.0500, within twice the noise of seeds and test rows 0.0600)" in text
+    assert "loses to the target alone by 0.0500 (twice the noise of seeds and test rows 0.0400)" in text
+
+
+def test_a_candidate_must_beat_pooling_beyond_the_validation_rows_noise():
+    """Seeds that agree do not make a gap clear when the validation rows disagree."""
+    from planner.selection.plan import _clearly_better
+
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.5, (3, 9))           # 9 validation rows, large per-row differences
+    default_rows = np.zeros((3, 9)) + 0.5
+    cand_rows = default_rows - 0.1 + noise - noise.mean(axis=1, keepdims=True) + 0.0
+    cand = list(cand_rows.mean(axis=1))
+    default = list(default_rows.mean(axis=1))
+    assert _clearly_better(cand, default)                    # the seeds alone: a clear 0.1 gap
+    assert not _clearly_better(cand, default, cand_rows, default_rows)  # the rows: within their noise
+    tight = default_rows - 0.1 + 0.01 * noise
+    assert _clearly_better(list(tight.mean(axis=1)), default, tight, default_rows)
