@@ -135,14 +135,17 @@ def interval_text(interval) -> str:
 
 def paired_se(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
     """Standard error of ``mean(a) - mean(b)`` for two models scored on the same rows, ``a[r][i]`` the
-    loss of seed ``r`` on row ``i``: the seed noise (the spread of the per-seed mean differences) plus the
-    rows' own noise (the spread over rows of the seed-averaged differences), so a difference that another
-    draw of seeds or of evaluation rows would undo is not read as a finding. The two terms share the
-    seed-by-row residual, so the sum errs slightly on the side of "within the noise"."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if d.ndim != 2 or d.shape[1] == 0:
-        raise ValueError("paired_se needs equal (seeds, rows) arrays")
-    R, n = d.shape
-    seed_var = float(np.var(d.mean(axis=1), ddof=1)) / R if R > 1 else 0.0
-    row_var = float(np.var(d.mean(axis=0), ddof=1)) / n if n > 1 else 0.0
+    loss of seed ``r`` on row ``i``: the seed noise of each (its seeds are its own, so the two add as
+    independent) plus the rows' own noise (the spread over rows of the seed-averaged differences: rows
+    both find hard cancel), so a difference that another draw of seeds or of evaluation rows would undo
+    is not read as a finding. The row term also holds part of the seed-by-row residual, so the sum errs
+    slightly on the side of "within the noise". Identical models (the same subset and seeds) differ by 0."""
+    A, B = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if A.ndim != 2 or A.shape != B.shape or A.shape[1] == 0:
+        raise ValueError("paired_se needs two equal (seeds, rows) arrays")
+    if np.array_equal(A, B):
+        return 0.0
+    R, n = A.shape
+    seed_var = (float(np.var(A.mean(axis=1), ddof=1)) + float(np.var(B.mean(axis=1), ddof=1))) / R if R > 1 else 0.0
+    row_var = float(np.var(A.mean(axis=0) - B.mean(axis=0), ddof=1)) / n if n > 1 else 0.0
     return math.sqrt(seed_var + row_var)

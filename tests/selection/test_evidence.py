@@ -184,17 +184,22 @@ def test_paired_se_matches_the_spread_of_repeated_draws():
 
     rng = np.random.default_rng(0)
     R, n = 3, 40
-    means, ses, seed_only = [], [], []
+    means, ses, seed_only, unpaired = [], [], [], []
     for _ in range(3000):
-        row_effect = rng.normal(0, 0.3, n)
-        a = rng.normal(0, 0.05, (R, 1)) + row_effect + rng.normal(0, 0.1, (R, n)) + 0.02
-        b = np.zeros((R, n))
+        hard = rng.normal(0, 1.0, n)        # rows both models find hard: they cancel in the difference
+        gain = rng.normal(0, 0.3, n)        # rows where one model is better: they do not
+        a = hard + gain + rng.normal(0, 0.05, (R, 1)) + rng.normal(0, 0.1, (R, n)) + 0.02
+        b = hard + rng.normal(0, 0.05, (R, 1)) + rng.normal(0, 0.1, (R, n))
         means.append(float(np.mean(a - b)))
         ses.append(paired_se(a, b))
-        seed_only.append(float(np.std((a - b).mean(axis=1), ddof=1) / np.sqrt(R)))
+        seed_only.append(float(np.sqrt((np.var(a.mean(1), ddof=1) + np.var(b.mean(1), ddof=1)) / R)))
+        unpaired.append(float(np.sqrt((np.var(a.mean(0), ddof=1) + np.var(b.mean(0), ddof=1)) / n)))
     truth = float(np.std(means))
-    assert 0.95 * truth < float(np.sqrt(np.mean(np.square(ses)))) < 1.2 * truth
-    assert float(np.sqrt(np.mean(np.square(seed_only)))) < 0.7 * truth
+    rms = float(np.sqrt(np.mean(np.square(ses))))
+    assert 0.95 * truth < rms < 1.25 * truth
+    assert float(np.sqrt(np.mean(np.square(seed_only)))) < 0.7 * truth   # seeds alone: far too confident
+    assert float(np.mean(unpaired)) > 2 * truth                          # unpaired rows: far too timid
+    assert paired_se(a, a.copy()) == 0.0
     with pytest.raises(ValueError):
         paired_se([1.0, 2.0], [1.0, 2.0])
 
