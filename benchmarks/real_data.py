@@ -116,8 +116,9 @@ def main() -> None:
                   f"{ms(r['test_pooled'] for r in rs)} | {np.mean([r['n_selected'] for r in rs]):.1f} / {np.mean([r['n_threshold'] for r in rs]):.1f} | "
                   f"{np.mean([r['n_uncertain'] for r in rs]):.1f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
     print("(test accuracy, mean ± sd over seeds; each seed's value is itself the mean of 3 final-model seeds)")
-    print("\n| data | target | test loss: plan | single-task | pooled | plan - pooled | plan - single-task | decisions |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| data | target | test loss: plan | single-task | pooled | plan - pooled | plan - single-task | decisions | "
+          "verdicts losing to pooling / the target alone |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, _s, _t, _l, targets, _n in studies:
         for target in targets:
             rs = [r for r in rows if r["dataset"] == name and r["target"] == target and "loss_plan" in r]
@@ -126,8 +127,11 @@ def main() -> None:
             kinds = sorted({r["decision"].split(":")[0] for r in rs})
             print(f"| {name} | {target} | {ms(r['loss_plan'] for r in rs)} | {ms(r['loss_stl'] for r in rs)} | "
                   f"{ms(r['loss_pooled'] for r in rs)} | {ms(r['loss_plan'] - r['loss_pooled'] for r in rs)} | "
-                  f"{ms(r['loss_plan'] - r['loss_stl'] for r in rs)} | {', '.join(kinds)} |")
-    print("(test loss: the loss f is measured in, lower is better; mean ± sd over seeds)")
+                  f"{ms(r['loss_plan'] - r['loss_stl'] for r in rs)} | {', '.join(kinds)} | "
+                  f"{sum('loses to pooling' in r['verdict'] for r in rs)} / "
+                  f"{sum('loses to the target alone' in r['verdict'] for r in rs)} of {len(rs)} |")
+    print("(test loss: the loss f is measured in, lower is better; mean ± sd over seeds. A verdict loses when the "
+          "plan trails in accuracy or in test loss by more than twice the standard error over seeds and test rows)")
 
 
 if __name__ == "__main__":
