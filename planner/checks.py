@@ -125,6 +125,27 @@ class Checker:
         return ids
 
 
+    def task_entries(self, raw: Any, field: str, optional: Iterable[str] = (), min_len: int = 0
+                     ) -> list[tuple[str, dict, str]]:
+        """An instance's ``tasks`` list: each entry a task id or an object ``{"id": ..., <optional keys>}``;
+        ids unique. Returns ``(id, the entry's object or {}, its field name)`` per entry, in order."""
+        out: list[tuple[str, dict, str]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(self.sequence(raw, field, min_len=min_len)):
+            where = f"{field}[{i}]"
+            if isinstance(item, Mapping):
+                item = self.mapping(item, where)
+                self.keys(item, where, required=("id",), optional=tuple(optional))
+                tid = self.task_id(item["id"], f"{where}.id")
+            else:
+                tid, item = self.task_id(item, where), {}
+            if tid in seen:  # a set: linear in the number of tasks
+                self.fail(where, f"duplicate task id {tid!r}")
+            seen.add(tid)
+            out.append((tid, item, where))
+        return out
+
+
 def type_name(value: Any) -> str:
     if value is None:
         return "null"

@@ -95,25 +95,9 @@ def parse(cls, data: dict, check: Checker):
 
 
 def _parse_tasks(raw: Any, check: Checker) -> tuple[list[str], list[tuple[tuple[str, float], ...]]]:
-    items = check.sequence(raw, "tasks", min_len=1)
-    tasks: list[str] = []
-    res: list[tuple[tuple[str, float], ...]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        where = f"tasks[{i}]"
-        if isinstance(item, Mapping):
-            item = check.mapping(item, where)
-            check.keys(item, where, required=("id",), optional=("resources", "name", "description"))
-            tid = check.task_id(item["id"], f"{where}.id")
-            r = _parse_resources(item.get("resources"), f"{where}.resources", check)
-        else:
-            tid = check.task_id(item, where)
-            r = ()
-        if tid in seen:
-            check.fail(where, f"duplicate task id {tid!r}")
-        seen.add(tid)
-        tasks.append(tid)
-        res.append(r)
+    entries = check.task_entries(raw, "tasks", optional=("resources", "name", "description"), min_len=1)
+    tasks = [tid for tid, _, _ in entries]
+    res = [_parse_resources(item.get("resources"), f"{where}.resources", check) for _, item, where in entries]
     return tasks, res
 
 

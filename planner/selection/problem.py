@@ -151,22 +151,10 @@ class SelectionProblem:
         target = check.task_id(data["target"], "target")
         per_task_cost: dict[str, float] = {}
         if "tasks" in data and data["tasks"] is not None:
-            raw_tasks = check.sequence(data["tasks"], "tasks")
             ids: list[str] = []
-            seen_ids: set[str] = set()
-            for n, item in enumerate(raw_tasks):
-                where = f"tasks[{n}]"
-                if isinstance(item, dict):
-                    item = check.mapping(item, where)
-                    check.keys(item, where, required=("id",), optional=("cost", "name", "description"))
-                    tid = check.task_id(item["id"], f"{where}.id")
-                    if "cost" in item:
-                        per_task_cost[tid] = check.number(item["cost"], f"{where}.cost", lo=0)
-                else:
-                    tid = check.task_id(item, where)
-                if tid in seen_ids:  # a set: linear in the number of tasks
-                    check.fail(where, f"duplicate task id {tid!r}")
-                seen_ids.add(tid)
+            for tid, item, where in check.task_entries(data["tasks"], "tasks", optional=("cost", "name", "description")):
+                if "cost" in item:
+                    per_task_cost[tid] = check.number(item["cost"], f"{where}.cost", lo=0)
                 ids.append(tid)
             if target not in ids:
                 check.fail("target", f"unknown task id {target!r} (not in tasks)")
