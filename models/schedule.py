@@ -217,6 +217,50 @@ def target_rows(out_v: torch.Tensor, out_t: torch.Tensor | None, prep: _Prepared
     return [{k: v[m] for k, v in cols.items()} for m in range(M)]
 
 
+def member_val_losses(prep: _Prepared, specs: Sequence[_Spec], forward, *, piece_rows: int, round_to: int = 1,
+                      min_piece: int = 1, pad_first: bool = False) -> np.ndarray:
+    """Every member's validation loss, ``(M, K)`` for ``M = len(specs)`` models of up to ``K`` members
+    (column 0, the target, and members without validation rows stay NaN): per model, the validation rows
+    of its source members, padded to one length ``R`` (a multiple of ``round_to``), go through
+    ``forward(a, b, idx, slot)`` for the models ``a:b`` (``idx``, ``slot``: ``(b - a, R)`` row indices and
+    member slots on the device; it returns their outputs ``(b - a, R, C)``) in pieces of about
+    ``piece_rows`` rows and at least ``min_piece`` models, and are averaged per member. Padding repeats
+    the model's first row with ``pad_first`` (some networks must not see made-up rows), else row 0; it
+    has weight 0 either way."""
+    dev = prep.device
+    M = len(specs)
+    K = max(len(s.subset) for s in specs)
+    member = np.full((M, K), np.nan)
+    if K == 1:
+        return member
+    empty = np.zeros(0, dtype=np.int64)
+    rows_per = [np.concatenate([empty] + [prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
+    slot_per = [np.repeat(np.arange(1, len(s.subset), dtype=np.int64), [len(prep.val_rows[t]) for t in s.subset[1:]])
+                for s in specs]
+    R = -(-max(1, max(len(r) for r in rows_per)) // round_to) * round_to
+    step = max(min_piece, piece_rows // R)
+    bounds = list(range(0, M, step)) + [M]
+    if min_piece > 1 and len(bounds) > 2 and bounds[-1] - bounds[-2] < min_piece:
+        del bounds[-2]  # no piece below min_piece models
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = np.zeros((b - a, R), dtype=np.int64)
+        sl = np.zeros((b - a, R), dtype=np.int64)
+        wt = np.zeros((b - a, R), dtype=np.float32)
+        for j in range(a, b):
+            n = len(rows_per[j])
+            idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
+            if pad_first and n < R and n:
+                idx[j - a, n:], sl[j - a, n:] = rows_per[j][0], slot_per[j][0]
+        idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
+        out = forward(a, b, idx_d, sl_d)
+        per = _per_row(out, prep.y.index_select(0, idx_d.view(-1)).view(b - a, R), prep, prep.loss).double()
+        per = per * wt_d.double()
+        sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per)
+        cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
+        member[a:b] = (sums / cnts).cpu().numpy()
+    return member
+
+
 def _per_row(out: torch.Tensor, y: torch.Tensor, prep: _Prepared, loss: str) -> torch.Tensor:
     v = PER_ROW[loss](out, y)
     return v * prep.y_scale ** 2 if loss == "mse" else v

@@ -45,6 +45,7 @@ from .schedule import (  # noqa: F401 (public names kept importable from here)
     _early_stop_loss,
     early_stop_update,
     _metric_dict,
+    member_val_losses,
     target_rows,
     _per_row,
     _Prepared,
@@ -401,7 +402,6 @@ def _shared(net: BatchedMTL, theta: torch.Tensor, X1: torch.Tensor) -> torch.Ten
 
 def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, specs: list[_Spec]):
     dev = prep.device
-    M = len(specs)
     loss = prep.loss
     # target: validation (f) and test metrics on rows shared by all models
     out_v = _shared(net, theta, prep.Xv1)
@@ -414,38 +414,14 @@ def _evaluate_batched(prep: _Prepared, net: BatchedMTL, theta: torch.Tensor, spe
     else:
         td = {}
     rows = target_rows(out_v, out_t, prep, loss, yt)
-    # every source member's validation loss: per model, the validation rows of its own source tasks
-    # (padded; the target's, member 0, are already in tv). Rows go through their member's head (with a
-    # shared head, K = 1, forward_rows ignores the slot) and are summed per member.
-    K = max(len(s.subset) for s in specs)
-    member = np.full((M, K), np.nan)
-    if K == 1:
-        return [(float(tv[m]), {prep.target: float(tv[m])}, {k: float(v[m]) for k, v in td.items()}, rows[m])
-                for m in range(M)]
-    empty = np.zeros(0, dtype=np.int64)
-    rows_per = [np.concatenate([empty] + [prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
-    slot_per = [np.repeat(np.arange(1, len(s.subset), dtype=np.int64), [len(prep.val_rows[t]) for t in s.subset[1:]])
-                for s in specs]
-    R = -(-max(1, max(len(r) for r in rows_per)) // 16) * 16
-    # CPU: pieces of about 32k rows (a piece's activations stay in the caches); GPU: large pieces
-    step = max(2, (1 << (21 if dev.type == "cuda" else 15)) // R)
-    bounds = list(range(0, M, step)) + [M]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-        del bounds[-2]  # never a piece of one model (other kernel paths; see _train_group)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        idx = np.zeros((b - a, R), dtype=np.int64)
-        sl = np.zeros((b - a, R), dtype=np.int64)
-        wt = np.zeros((b - a, R), dtype=np.float32)
-        for j in range(a, b):
-            n = len(rows_per[j])
-            idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
-        idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
-        flat = idx_d.view(-1)
-        out = net.forward_rows(theta[a:b], prep.X1.index_select(0, flat).view(b - a, R, -1), sl_d)
-        per = _per_row(out, prep.y.index_select(0, flat).view(b - a, R), prep, loss) * wt_d
-        sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per.double())
-        cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
-        member[a:b] = (sums / cnts).cpu().numpy()
+    # every source member's validation loss: per model, the validation rows of its own source tasks (the
+    # target's, member 0, are already in tv), each through its member's head (with a shared head
+    # forward_rows ignores the slot). CPU: pieces of about 32k rows (a piece's activations stay in the
+    # caches); GPU: large pieces; never a piece of one model (other kernel paths; see _train_group).
+    member = member_val_losses(
+        prep, specs, lambda a, b, idx, slot: net.forward_rows(
+            theta[a:b], prep.X1.index_select(0, idx.view(-1)).view(idx.shape[0], idx.shape[1], -1), slot),
+        piece_rows=1 << (21 if dev.type == "cuda" else 15), round_to=16, min_piece=2)
     res = []
     for m, s in enumerate(specs):
         val_losses = {t: float(member[m, k]) for k, t in enumerate(s.subset)}

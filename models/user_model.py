@@ -641,10 +641,9 @@ def _adam(params: dict, grads: dict, m1: dict, m2: dict, steps: np.ndarray, acti
 
 @torch.no_grad()
 def _evaluate_vmap(base: nn.Module, params: dict, buffers: dict, prep, specs: list):
-    from .schedule import _metric_dict, _per_row, target_rows
+    from .schedule import _metric_dict, member_val_losses, target_rows
 
     dev = prep.device
-    M = len(specs)
     loss = prep.loss
     _, shared_fn, per_model = _batched_fns(base, bool(prep.data.n_classes))
     zeros_v = torch.zeros(len(prep.yv), dtype=torch.long, device=dev)
@@ -657,31 +656,10 @@ def _evaluate_vmap(base: nn.Module, params: dict, buffers: dict, prep, specs: li
         out_t, yt = shared_fn(params, buffers, prep.X[tr], torch.zeros(len(tr), dtype=torch.long, device=dev)), prep.y[tr]
         td = {k: v.double().cpu().numpy() for k, v in _metric_dict(out_t, yt, prep, loss).items()}
     target_per_row = target_rows(out_v, out_t, prep, loss, yt)
-    member = np.full((M, len(specs[0].subset)), np.nan)
-    if len(specs[0].subset) > 1:
-        rows_per = [np.concatenate([prep.val_rows[t] for t in s.subset[1:]]) for s in specs]
-        slot_per = [np.repeat(np.arange(1, len(s.subset)), [len(prep.val_rows[t]) for t in s.subset[1:]])
-                    for s in specs]
-        R = max(1, max(len(r) for r in rows_per))
-        K = len(specs[0].subset)
-        piece = max(1, (1 << (21 if dev.type == "cuda" else 16)) // R)
-        for a in range(0, M, piece):
-            b = min(M, a + piece)
-            idx = np.zeros((b - a, R), dtype=np.int64)
-            sl = np.zeros((b - a, R), dtype=np.int64)
-            wt = np.zeros((b - a, R), dtype=np.float32)
-            for j in range(a, b):
-                n = len(rows_per[j])
-                idx[j - a, :n], sl[j - a, :n], wt[j - a, :n] = rows_per[j], slot_per[j], 1.0
-                if n < R and n:
-                    idx[j - a, n:], sl[j - a, n:] = rows_per[j][0], slot_per[j][0]
-            idx_d, sl_d, wt_d = (torch.from_numpy(v).to(dev) for v in (idx, sl, wt))
-            out = per_model({k: v[a:b] for k, v in params.items()}, {k: v[a:b] for k, v in buffers.items()},
-                            prep.X[idx_d], sl_d)
-            per = _per_row(out, prep.y[idx_d], prep, loss).double() * wt_d.double()
-            sums = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, per)
-            cnts = torch.zeros(b - a, K, dtype=torch.float64, device=dev).scatter_add_(1, sl_d, wt_d.double())
-            member[a:b] = (sums / cnts).cpu().numpy()
+    member = member_val_losses(
+        prep, specs, lambda a, b, idx, slot: per_model({k: v[a:b] for k, v in params.items()},
+                                                       {k: v[a:b] for k, v in buffers.items()}, prep.X[idx], slot),
+        piece_rows=1 << (21 if dev.type == "cuda" else 16), pad_first=True)
     res = []
     for m, s in enumerate(specs):
         vl = {t: float(member[m, k]) for k, t in enumerate(s.subset)}
