@@ -189,7 +189,8 @@ def run_plan_command(data, target, settings, config, final_seeds, solver, store,
                        "helpful ones")
             if t["harmful_kept"] and report.get("decision", "program") != "program":
                 click.echo("truth: the ranking finds the noisy sources, but leaving them out did not beat the baseline "
-                           "on validation by more than the seed noise: with one head per source, wrong labels reach "
+                           "on validation by more than the noise of seeds and validation rows: with one head per "
+                           "source, wrong labels reach "
                            "the target only through the shared encoder")
         click.echo(f"({report['seconds']:.1f} s)")
 
