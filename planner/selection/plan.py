@@ -159,7 +159,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
     if est.separable or not can_pool:
         # Pooling is the baseline to beat (the program's set where the constraints forbid pooling); another
         # candidate, the target alone included, replaces it only when clearly better on validation: by more
-        # than POOL_MARGIN and than twice the seed noise.
+        # than POOL_MARGIN and than twice the noise of seeds and validation rows.
         default = "all allowed" if "all allowed" in candidates else "program"
         chosen = min(candidates, key=lambda name: (val[name], name != "program"))
         if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default],
@@ -393,8 +393,9 @@ def _num(x):
 
 
 def verdict(report: dict[str, Any]) -> str:
-    """Does the plan beat pooling and the target alone on test, beyond the spread over seeds? Judged on
-    the test metric and, where the report has it, on the loss f is measured in (the plan's objective)."""
+    """Does the plan beat pooling and the target alone on test, beyond the noise of the seeds and the test
+    rows (``test_noise``; the seeds' alone for a report without it)? Judged on the test metric and, where
+    the report has it, on the loss f is measured in (the plan's objective)."""
     n = max(1, int(report.get("final_seeds", 1)))
     noise = report.get("test_noise") or {}
     out = "the plan " + _compare(report["test"], report["test_sd"], 1 if report["higher_is_better"] else -1, n,

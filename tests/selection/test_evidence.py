@@ -232,3 +232,27 @@ def test_a_candidate_must_beat_pooling_beyond_the_validation_rows_noise():
     assert not _clearly_better(cand, default, cand_rows, default_rows)  # the rows: within their noise
     tight = default_rows - 0.1 + 0.01 * noise
     assert _clearly_better(list(tight.mean(axis=1)), default, tight, default_rows)
+
+
+def test_test_noise_pairs_rows_and_maps_squared_errors_to_rmse():
+    """Classification: the accuracy's error comes from each row's 0-1 error; regression: the RMSE's from the
+    squared errors by the delta method; a model without stored rows gives no test_noise (seeds only)."""
+    from planner.selection.evidence import paired_se
+    from planner.selection.plan import _test_noise
+
+    rng = np.random.default_rng(2)
+    sq = {name: rng.gamma(2.0, 0.5, (3, 30)) for name in ("plan", "pooled", "stl")}
+    rows = {name: [{"val": [0.0], "test": list(v[r])} for r in range(3)] for name, v in sq.items()}
+    rmse = {name: list(np.sqrt(v.mean(axis=1))) for name, v in sq.items()}
+    out = _test_noise(rows, rmse, "rmse", False)
+    assert out["rows"] == 30
+    for name in ("pooled", "stl"):
+        assert out["loss"][name] == pytest.approx(paired_se(sq["plan"], sq[name]))
+        assert out["metric"][name] == pytest.approx(out["loss"][name] / (np.mean(rmse["plan"]) + np.mean(rmse[name])))
+    err = {name: (rng.random((3, 30)) < 0.2).astype(float) for name in sq}
+    cls = {name: [{"val": [0.0], "test": list(sq[name][r]), "test_error": list(err[name][r])} for r in range(3)]
+           for name in sq}
+    out = _test_noise(cls, {n: list(1 - e.mean(axis=1)) for n, e in err.items()}, "accuracy", True)
+    assert out["metric"]["stl"] == pytest.approx(paired_se(err["plan"], err["stl"]))
+    rows["stl"][1] = None  # a final model stored before per-row losses were kept
+    assert _test_noise(rows, rmse, "rmse", False) is None
