@@ -17,3 +17,23 @@ def edited(base: dict, path: tuple, value) -> dict:
     else:
         node[path[-1]] = value
     return data
+
+
+def write_tasks_csv(data, path, task_column: str = "task", label_column: str = "y", label_names=None):
+    """``data`` (a TaskData) as the CSV the CLI reads: its features, a task column of task names and a
+    label column (``label_names[y]`` where given, else the label itself). Returns ``path``."""
+    lines = [",".join([task_column, *data.feature_names, label_column])]
+    for x, t, y in zip(data.X, data.task, data.y):
+        label = label_names[int(y)] if label_names is not None else y
+        lines.append(",".join([data.task_names[t], *(f"{v:.5f}" for v in x), str(label)]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_cli(*args, **kw):
+    """``planner`` with ``args`` (each turned into text) through click's test runner."""
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], **kw)

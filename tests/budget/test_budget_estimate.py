@@ -23,6 +23,7 @@ from planner.budget.estimate import (
 from planner.cli import main
 from planner.instance import load_instance, parse_instance
 from planner.budget.problem import Geometric, Power
+from helpers import write_tasks_csv
 
 FAST = TrainConfig(hidden=(8,), epochs=15, batch_size=16, patience=4, device="cpu")
 
@@ -168,12 +169,7 @@ def test_estimate_rejects_tiny_pools():
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory):
     d = synthetic_classification(k=2, p=5, n_per_task=200, seed=4)
-    path = tmp_path_factory.mktemp("data") / "tasks.csv"
-    lines = ["task," + ",".join(d.feature_names) + ",y"]
-    for x, t, y in zip(d.X, d.task, d.y):
-        lines.append(d.task_names[t] + "," + ",".join(f"{v:.5f}" for v in x) + f",{y}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_tasks_csv(d, tmp_path_factory.mktemp("data") / "tasks.csv")
 
 
 ARGS = ["--task-column", "task", "--label-column", "y", "--initial", "20", "--points", "3", "--repeats", "1",

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from planner.cli import main
 from planner_models.data import synthetic_classification
 from planner_models.train import TrainConfig
+from helpers import write_tasks_csv
 
 TRAIN = ["--epochs", "4", "--batch-size", "32", "--hidden", "8", "--device", "cpu"]
 
@@ -17,12 +18,7 @@ TRAIN = ["--epochs", "4", "--batch-size", "32", "--hidden", "8", "--device", "cp
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory):
     d = synthetic_classification(k=5, p=4, n_per_task=120, seed=3)
-    path = tmp_path_factory.mktemp("jobs") / "tasks.csv"
-    lines = ["task," + ",".join(d.feature_names) + ",y"]
-    for x, t, y in zip(d.X, d.task, d.y):
-        lines.append(d.task_names[t] + "," + ",".join(f"{v:.5f}" for v in x) + f",{y}")
-    path.write_text("\n".join(lines) + "\n")
-    return path, d.task_names
+    return write_tasks_csv(d, tmp_path_factory.mktemp("jobs") / "tasks.csv"), d.task_names
 
 
 def _twice(args):

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from planner_models.data import TaskData, synthetic_classification
 from planner_models.grouping import _Lookahead, _prepare, tag_affinities, train_groups
 from planner_models.mtl import MTLNet, init_params
 from planner_models.train import TrainConfig
+from helpers import run_cli, write_tasks_csv
 
 torch.set_num_threads(1)
 
@@ -173,21 +173,12 @@ def test_budget_parsing():
 # -- the command -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory):
-    import pandas as pd
-
     d = synthetic_classification(k=3, p=5, n_per_task=150, n_good=1, a=0.2, b=3.0, seed=4)
-    df = pd.DataFrame(d.X, columns=[f"x{i}" for i in range(d.n_features)])
-    df["group"] = [d.task_names[t] for t in d.task]
-    df["label"] = np.where(d.y == 1, "yes", "no")
-    path = tmp_path_factory.mktemp("group") / "tasks.csv"
-    df.to_csv(path, index=False)
-    return path
+    return write_tasks_csv(d, tmp_path_factory.mktemp("group") / "tasks.csv", "group", "label", ("no", "yes"))
 
 
 def _run(*args):
-    from planner.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return run_cli(*args, catch_exceptions=False)
 
 
 COMMON = ["--task-column", "group", "--label-column", "label", "--epochs", "4", "--hidden", "8", "--batch-size", "64"]

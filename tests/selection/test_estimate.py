@@ -6,8 +6,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import run_cli, write_tasks_csv
 from planner.sampling import default_n_subsets, design, sample_fixed_size, subset_seed
 from planner.selection.surrogate import (
     LinearSurrogate,
@@ -187,21 +187,12 @@ def test_good_sources_score_lower_and_are_selected_on_the_theorem_3_1_generator(
 # -- the CLI --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory, small_data):
-    import pandas as pd
-
     d = small_data
-    df = pd.DataFrame(d.X, columns=[f"x{i}" for i in range(d.n_features)])
-    df["group"] = [d.task_names[t] for t in d.task]
-    df["label"] = np.where(d.y == 1, "yes", "no")
-    path = tmp_path_factory.mktemp("data") / "tasks.csv"
-    df.to_csv(path, index=False)
-    return path
+    return write_tasks_csv(d, tmp_path_factory.mktemp("data") / "tasks.csv", "group", "label", ("no", "yes"))
 
 
 def _run(*args):
-    from planner.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return run_cli(*args, catch_exceptions=False)
 
 
 COMMON = ["--task-column", "group", "--label-column", "label", "--subsets", "12", "--alpha", "2",
