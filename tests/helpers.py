@@ -37,3 +37,36 @@ def run_cli(*args, **kw):
     from planner.cli import main
 
     return CliRunner().invoke(main, [str(a) for a in args], **kw)
+
+
+def assert_same_result(a, b, tol: float = 2e-5) -> None:
+    """Two ``SubsetResult`` of the same model from two trainers: the same subset, seed, schedule, rows and
+    device, and f, every member's validation loss and every test metric within ``tol``."""
+    import pytest
+
+    assert a.subset == b.subset and a.seed == b.seed and a.epochs == b.epochs and a.best_epoch == b.best_epoch
+    assert a.n_train == b.n_train and a.device == b.device
+    assert a.f == pytest.approx(b.f, abs=tol)
+    assert a.val_losses.keys() == b.val_losses.keys()
+    for k in a.val_losses:
+        assert a.val_losses[k] == pytest.approx(b.val_losses[k], abs=tol)
+    assert a.test.keys() == b.test.keys()
+    for k in a.test:
+        assert a.test[k] == pytest.approx(b.test[k], abs=tol)
+
+
+def store_row_count(db) -> int:
+    """Runs in the store file ``db``, read-only (0 while it does not exist or cannot be read yet)."""
+    import sqlite3
+    from pathlib import Path
+
+    if not Path(db).exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0

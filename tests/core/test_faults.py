@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import store_row_count
 from planner.batch import run_batch
 from planner.cli import main
 from planner.cli.options import DEFAULT_TIME_LIMIT
@@ -50,19 +51,6 @@ def _spawn(*args, pause: float = 0.0) -> subprocess.Popen:
         env["PLANNER_PAUSE_AFTER_BATCH"] = str(pause)
     return subprocess.Popen([sys.executable, "-m", "planner", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _rows(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _runs(db: Path) -> list[tuple]:
@@ -124,17 +112,17 @@ def test_estimate_sigkill_and_rerun_gives_the_uninterrupted_result(estimate_data
     args = ["estimate", "--data", estimate_data["csv"], *ESTIMATE_ARGS, "--store", db, "-o", out]
     # Kill point 1: after the first transaction; kill point 2: a rerun killed with most rows stored.
     for at_least in (1, 10):
-        before = _rows(db)
+        before = store_row_count(db)
         proc = _spawn(*args, pause=0.5)
-        _kill_when(proc, lambda: _rows(db) >= max(at_least, before + 1))
-        n = _rows(db)
+        _kill_when(proc, lambda: store_row_count(db) >= max(at_least, before + 1))
+        n = store_row_count(db)
         assert 0 < n < N_MODELS, f"killed with {n} of {N_MODELS} rows"
         assert n % 3 == 0, "a batch is one transaction: only whole batches are stored"
         assert not out.exists(), "no output file from a killed run"
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     res = run(*args)
     assert res.exit_code == 0, res.output
-    assert _rows(db) == N_MODELS
+    assert store_row_count(db) == N_MODELS
     assert _without_name(out) == _without_name(estimate_data["out"])
     ref = {r[1:] for r in _runs(estimate_data["db"])}
     got = _runs(db)
@@ -149,8 +137,8 @@ def test_estimate_kill_sweep(estimate_data, tmp_path, at_least):
     written), then a clean rerun."""
     db, out = tmp_path / "k.db", tmp_path / "k.json"
     args = ["estimate", "--data", estimate_data["csv"], *ESTIMATE_ARGS, "--store", db, "-o", out]
-    _kill_when(_spawn(*args), lambda: _rows(db) >= at_least)
-    assert 0 < _rows(db) <= N_MODELS
+    _kill_when(_spawn(*args), lambda: store_row_count(db) >= at_least)
+    assert 0 < store_row_count(db) <= N_MODELS
     if out.exists():  # killed after the atomic rename: the file is whole
         assert _without_name(out) == _without_name(estimate_data["out"])
     # (a kill inside the atomic write may leave a hidden .k.json.PID.*.tmp, never a partial k.json;
@@ -167,7 +155,7 @@ def test_two_estimates_sharing_one_store(estimate_data, tmp_path):
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
-    assert _rows(db) == N_MODELS
+    assert store_row_count(db) == N_MODELS
     assert {r[1:] for r in _runs(db)} == {r[1:] for r in _runs(estimate_data["db"])}
     for n in "ab":
         assert _without_name(tmp_path / f"{n}.json") == _without_name(estimate_data["out"])

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import store_row_count
 from planner import interrupt
 from planner.cli import main
 from planner.grouping.problem import problem_from_affinity
@@ -144,17 +144,6 @@ def csv_path(tmp_path_factory):
     return path
 
 
-def _rows(db: Path) -> int:
-    try:
-        con = sqlite3.connect(db)
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_sigint_during_training_stops_after_the_batch_with_one_line(csv_path, tmp_path):
     db = tmp_path / "store.db"
     env = _env()
@@ -165,7 +154,7 @@ def test_sigint_during_training_stops_after_the_batch_with_one_line(csv_path, tm
                              "--store", str(db), "-o", str(tmp_path / "out.json")],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while _rows(db) < 3 and time.monotonic() < deadline and proc.poll() is None:
+    while store_row_count(db) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
@@ -176,7 +165,7 @@ def test_sigint_during_training_stops_after_the_batch_with_one_line(csv_path, tm
              and not progress.match(ln)]
     assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
     assert "Traceback" not in err and str(db) in lines[0]
-    kept = _rows(db)
+    kept = store_row_count(db)
     assert 3 <= kept < 17 and kept % 3 == 0  # whole batches only
     assert not (tmp_path / "out.json").exists()
 

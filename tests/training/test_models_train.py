@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import assert_same_result
 from planner_models.data import synthetic_classification, synthetic_linear
 from planner_models.mtl import BatchedMTL, MTLNet, init_params
-from planner_models.train import (SubsetResult, TrainConfig, resolve_device, train_pooled, train_single_task,
+from planner_models.train import (TrainConfig, resolve_device, train_pooled, train_single_task,
                           train_subsets, train_subsets_plain)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,17 +29,6 @@ def binary():
 SUBSETS = [[1, 2], [3], [], [2, 4, 5], [5, 1], [4], [1, 2, 3, 4, 5]]
 
 
-def _close(a: SubsetResult, b: SubsetResult, tol=2e-5):
-    assert a.subset == b.subset and a.seed == b.seed and a.epochs == b.epochs and a.best_epoch == b.best_epoch
-    assert a.f == pytest.approx(b.f, abs=tol)
-    assert a.val_losses.keys() == b.val_losses.keys()
-    for k in a.val_losses:
-        assert a.val_losses[k] == pytest.approx(b.val_losses[k], abs=tol)
-    assert a.test.keys() == b.test.keys()
-    for k in a.test:
-        assert a.test[k] == pytest.approx(b.test[k], abs=tol)
-
-
 @pytest.mark.parametrize("kw", [
     dict(batch_size=32, epochs=4, patience=2),
     dict(batch_size=50, epochs=3, patience=None, loss="ce", weight_decay=1e-3, hidden=(8, 16)),
@@ -48,7 +38,7 @@ def test_batched_equals_plain_loop_binary(binary, kw):
     cfg = TrainConfig(lr=1e-2, **kw)
     seeds = [11, 12, 13, 14, 15, 16, 17]
     for a, b in zip(train_subsets(binary, 0, SUBSETS, cfg, seeds), train_subsets_plain(binary, 0, SUBSETS, cfg, seeds)):
-        _close(a, b)
+        assert_same_result(a, b)
 
 
 def test_batched_equals_plain_loop_multiclass_and_regression():
@@ -56,10 +46,10 @@ def test_batched_equals_plain_loop_multiclass_and_regression():
     cfg = TrainConfig(batch_size=24, epochs=3, patience=2, lr=1e-2)
     subs, seeds = [[1], [2, 3], []], [0, 1, 2]
     for a, b in zip(train_subsets(multi, 0, subs, cfg, seeds), train_subsets_plain(multi, 0, subs, cfg, seeds)):
-        _close(a, b)
+        assert_same_result(a, b)
     reg = synthetic_linear(k=3, p=4, n_per_task=80, seed=5)
     for a, b in zip(train_subsets(reg, 0, subs, cfg, seeds), train_subsets_plain(reg, 0, subs, cfg, seeds)):
-        _close(a, b, tol=1e-4)
+        assert_same_result(a, b, tol=1e-4)
         assert set(a.test) == {"loss", "mse", "rmse", "mae"} and a.test["rmse"] == pytest.approx(a.test["mse"] ** 0.5)
 
 
@@ -199,9 +189,9 @@ def test_cuda_matches_cpu_and_plain(binary):
     gpu = train_subsets(binary, 0, SUBSETS, cfg_c, seeds)
     assert all(r.device.startswith("cuda") for r in gpu)
     for a, b in zip(gpu, train_subsets_plain(binary, 0, SUBSETS, cfg_c, seeds)):
-        _close(a, b, tol=1e-4)
+        assert_same_result(a, b, tol=1e-4)
     for a, b in zip(gpu, train_subsets(binary, 0, SUBSETS, cfg_p, seeds)):
-        _close(a, b, tol=1e-4)
+        assert_same_result(a, b, tol=1e-4)
     again = train_subsets(binary, 0, SUBSETS, TrainConfig(batch_size=32, epochs=3, patience=2, device="cuda", chunk_size=2), seeds)
     assert [r.f for r in again] == pytest.approx([r.f for r in gpu], abs=1e-6)
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import assert_same_result
 from planner_models.data import synthetic_classification, synthetic_linear
-from planner_models.train import SubsetResult, TrainConfig, train_pooled, train_single_task, train_subsets
+from planner_models.train import TrainConfig, train_pooled, train_single_task, train_subsets
 from planner_models.user_model import (UserModel, UserModelError, as_user_model, load_user_model, model_fingerprint,
                                probe_vmap, train_subsets_user)
 
@@ -27,18 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def binary():
     return synthetic_classification(k=5, p=4, n_per_task=[120, 90, 150, 60, 120, 100], seed=3)
-
-
-def _close(a: SubsetResult, b: SubsetResult, tol=2e-5):
-    assert a.subset == b.subset and a.seed == b.seed and a.epochs == b.epochs and a.best_epoch == b.best_epoch
-    assert a.n_train == b.n_train and a.device == b.device
-    assert a.f == pytest.approx(b.f, abs=tol)
-    assert a.val_losses.keys() == b.val_losses.keys()
-    for k in a.val_losses:
-        assert a.val_losses[k] == pytest.approx(b.val_losses[k], abs=tol)
-    assert a.test.keys() == b.test.keys()
-    for k in a.test:
-        assert a.test[k] == pytest.approx(b.test[k], abs=tol)
 
 
 def _write(tmp_path, body: str, name: str = "mymodel.py") -> Path:
@@ -59,7 +48,7 @@ def test_vmap_equals_loop_binary(binary, kw):
     a = train_subsets_user(binary, 0, SUBSETS, cfg, SEEDS, model, mode="vmap")
     b = train_subsets_user(binary, 0, SUBSETS, cfg, SEEDS, model, mode="loop")
     for x, y in zip(a, b):
-        _close(x, y)
+        assert_same_result(x, y)
     # the same result objects as the built-in trainer: slot 0 the target, every member's loss
     ref = train_subsets(binary, 0, SUBSETS, cfg, SEEDS)
     for x, r in zip(a, ref):
@@ -76,7 +65,7 @@ def test_vmap_equals_loop_multiclass_and_regression():
         a = train_subsets_user(data, 1, [[0, 2], [3], [], [0]], cfg, [1, 2, 3, 4], model, mode="vmap")
         b = train_subsets_user(data, 1, [[0, 2], [3], [], [0]], cfg, [1, 2, 3, 4], model, mode="loop")
         for x, y in zip(a, b):
-            _close(x, y, tol=5e-5)
+            assert_same_result(x, y, tol=5e-5)
         if loss == "mse":
             assert set(a[0].test) == {"loss", "mse", "rmse", "mae"}
 
@@ -89,11 +78,11 @@ def test_deterministic_and_independent_of_grouping(binary):
     assert [r.to_dict() | {"seconds": 0} for r in a] == [r.to_dict() | {"seconds": 0} for r in b]
     # a model trained alone, or in other groups, is the same model
     alone = train_subsets_user(binary, 0, [SUBSETS[3]], cfg, [SEEDS[3]], model)[0]
-    _close(alone, a[3], tol=1e-6)
+    assert_same_result(alone, a[3], tol=1e-6)
     chunked = train_subsets_user(binary, 0, SUBSETS, TrainConfig(lr=1e-2, batch_size=32, epochs=3, patience=2,
                                                                  chunk_size=1), SEEDS, model)
     for x, y in zip(chunked, a):
-        _close(x, y, tol=1e-6)
+        assert_same_result(x, y, tol=1e-6)
     # another seed gives another model; the global generator is left alone
     state = torch.random.get_rng_state()
     other = train_subsets_user(binary, 0, [SUBSETS[3]], cfg, [99], model)[0]
