@@ -6,7 +6,8 @@ others, a table the defaults were not tuned on) and case seed, sources copy real
 flipped at known rates in [0, 0.5]. The script runs the whole plan (estimate, program, candidate sets
 on validation, final models) with the defaults of `planner plan` and prints, per run:
 
-* seconds (the plan on 16 sources on this machine), the estimator auto chose, the reliability;
+* seconds (the plan on 16 sources on this machine), the estimator auto chose, the reliability of one
+  measurement (one network: the subset's effect against the seed's) and of f (the mean the surrogate fits);
 * Spearman of the sources' scores with their true flip rates (1: ranked exactly by noise);
 * test accuracy and test loss (the loss f is measured in) of the plan, single-task and pooled (mean
   over the 3 final seeds), and the plan's difference to the better of the two with its standard error
@@ -38,7 +39,8 @@ def run_case(table: str, seed: int, rates=None, quick: bool = False, heads: str 
     names = list(truth)
     rank = spearman([report["scores"][t] for t in names], [truth[t] for t in names]) if len(set(truth.values())) > 1 else None
     return {"table": table, "seed": seed, "seconds": seconds, "estimator": est.estimator,
-            "reliability": report["surrogate"].get("reliability_of_f"), "spearman_rates": rank,
+            "reliability": report["surrogate"].get("reliability"),
+            "reliability_of_f": report["surrogate"].get("reliability_of_f"), "spearman_rates": rank,
             "test": report["test"], "test_sd": report["test_sd"], "decision": report["decision"],
             "test_loss": report["test_loss"], "test_loss_sd": report["test_loss_sd"],
             "test_noise": report.get("test_noise") or {}, "verdict": report["verdict"],
@@ -56,16 +58,16 @@ def main() -> None:
                     help="output heads of the network (shared: the sources' labels train the target's head)")
     args = ap.parse_args()
     seeds = [0] if args.quick else args.seeds
-    print("table  seed  kind   seconds  estimator  reliab  rank(rates)  plan    stl     pooled  kept-bad  decision")
+    print("table  seed  kind   seconds  estimator  reliab (one / of f)  rank(rates)  plan    stl     pooled  kept-bad  decision")
     for table in args.tables:
         for clean in ([False, True] if args.clean else [False]):
             for seed in seeds:
                 r = run_case(table, seed, rates=[0.0] * 16 if clean else None, quick=args.quick, heads=args.heads)
                 t, noise = r["test"], r["test_noise"]
                 rank = "-" if r["spearman_rates"] is None else f"{r['spearman_rates']:.2f}"
-                rel = "-" if r["reliability"] is None else f"{r['reliability']:.2f}"
+                rel = " / ".join("-" if r[key] is None else f"{r[key]:.2f}" for key in ("reliability", "reliability_of_f"))
                 print(f"{table:<6} {seed:>4}  {'clean' if clean else 'noise':<6} {r['seconds']:>7.1f}  {r['estimator']:<9}  "
-                      f"{rel:>6}  {rank:>11}  {t['plan']:.4f}  {t['stl']:.4f}  {t['pooled']:.4f}  "
+                      f"{rel:>19}  {rank:>11}  {t['plan']:.4f}  {t['stl']:.4f}  {t['pooled']:.4f}  "
                       f"{r['harmful_kept']:>8}  {r['decision'][:48]}", flush=True)
                 lo = r["test_loss"]
                 print(f"    test loss: plan {lo['plan']:.4f}  stl {lo['stl']:.4f}  pooled {lo['pooled']:.4f}")

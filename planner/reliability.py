@@ -29,6 +29,9 @@ From replicate runs (``subset -> [f over seeds]``, ``m`` subsets, ``N`` runs in 
   ``F_U = F0 * F_{1-a/2}(df_w, df_b)``, the bounds are ``(F - 1) / (F + n0 - 1)`` at ``F_L`` and
   ``F_U``, clipped to [0, 1] (exact for equal replicate counts, close otherwise).
 
+:func:`crossed_reliability`: the same reliability for a crossed design, where every subset is measured by
+the same measurers (the gradient estimate's base networks): their own offsets cancel between subsets.
+
 :func:`repeated_kfold` cross-validates any fit function over all subsets, repeated with different
 fold assignments, and reports held-out Spearman and MSE with their spread over repeats.
 """
@@ -178,6 +181,44 @@ def variance_components(replicates: Mapping[Any, Sequence[float]] | Sequence[Seq
     return VarianceComponents(seed_var=msw, between_var=between, total_var=total, reliability=rel,
                               df_between=df_b, df_within=df_w, n_subsets=m, n_runs=int(N),
                               mean_replicates=N / m, f_ratio=f_ratio, n0=n0)
+
+
+def crossed_reliability(matrix, level: float = 0.9) -> tuple[float, float, float]:
+    """Reliability of the row means of ``matrix`` (subsets x measurers, every subset measured by the same
+    measurers, e.g. the gradient estimate's base networks), with its confidence interval at ``level``.
+
+    Two-way ANOVA without replication: ``MS_S`` (subsets, ``m - 1`` df) and ``MS_E`` (residual,
+    ``(m - 1)(k - 1)`` df). A measurer's own offset is shared by every subset, so it cancels in the
+    comparison of subsets and is not noise here (the one-way :func:`variance_components` counts it as
+    noise). The reliability of the mean of the ``k`` measurers is ``1 - MS_E / MS_S`` (the consistency
+    ICC(C, k) of McGraw and Wong, 1996); with ``F0 = MS_S / MS_E`` its bounds are ``1 - 1 / (F0 /
+    F_{1-a/2}(df_S, df_E))`` and ``1 - 1 / (F0 F_{1-a/2}(df_E, df_S))``, clipped to [0, 1]. Returns
+    ``(reliability, low, high)``; nan where there are fewer than 2 subsets or 2 measurers.
+    """
+    x = np.asarray(matrix, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2 or not np.isfinite(x).all():
+        return math.nan, math.nan, math.nan
+    m, k = x.shape
+    grand = x.mean()
+    ss_s = k * float(((x.mean(axis=1) - grand) ** 2).sum())
+    resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + grand
+    ss_e = float((resid ** 2).sum())
+    df_s, df_e = m - 1, (m - 1) * (k - 1)
+    ms_s, ms_e = ss_s / df_s, ss_e / df_e
+    if ms_s <= 0:
+        return 0.0, 0.0, 0.0
+    if ms_e <= 0:
+        return 1.0, 1.0, 1.0
+    from scipy.stats import f as f_dist
+
+    def clip(v: float) -> float:
+        return float(min(1.0, max(0.0, v)))
+
+    f0 = ms_s / ms_e
+    a = (1.0 - level) / 2.0
+    low = 1.0 - 1.0 / (f0 / f_dist.ppf(1.0 - a, df_s, df_e))
+    high = 1.0 - 1.0 / (f0 * f_dist.ppf(1.0 - a, df_e, df_s))
+    return clip(1.0 - 1.0 / f0), clip(low), clip(high)
 
 
 @dataclass

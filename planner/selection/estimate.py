@@ -27,7 +27,7 @@ import numpy as np
 
 from planner.io import finite_or_null
 from planner.jobs import Job, JobRunner, SubsetRuns
-from planner.reliability import spearman_brown, variance_components
+from planner.reliability import crossed_reliability, spearman_brown, spearman_of_pearson, variance_components
 from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
@@ -236,7 +236,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
             agree = spearman([np.mean(rgroups[s]) for s in rep_keys], [grad["f"][i] for i in range(n_rep)])
             choice.update({"gradient_reliability": finite_or_null(gcomp.reliability), "retrain_reliability": finite_or_null(rcomp.reliability),
                            "agreement_spearman": finite_or_null(agree)})
-            g_rel = gcomp.reliability_of_mean(max(2, settings.gradient_seeds))
+            g_rel = grad["crossed"][0]
             choice["gradient_reliability_of_mean"] = finite_or_null(g_rel)
             if math.isfinite(rcomp.reliability) and rcomp.reliability > (g_rel if math.isfinite(g_rel) else -1):
                 chosen, grad = "retrain", None
@@ -252,7 +252,7 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
             train_config={"estimator": "gradient", **grad["config"]},
             test_metric="accuracy" if data.n_classes else "rmse", higher_is_better=bool(data.n_classes),
             trained=runner.trained - start_trained, t0=t0, estimator="gradient", choice=choice, stopped="fixed",
-            f_replicates=max(2, settings.gradient_seeds))
+            f_replicates=max(2, settings.gradient_seeds), crossed=True)
 
     # Retraining: the replicate design and the single-task runs first, then the sample in rounds
     # (adaptive unless --subsets fixed the count) until the selected set is stable.
@@ -322,7 +322,7 @@ def _gradient_f(data, t_idx: int, src_idx: list[int], subsets: list[tuple[int, .
     keys = [tuple(sorted(pos[i] for i in s)) for s in subsets]
     groups = {key: [float(v) for v in F[:, j]] for j, key in enumerate(keys)}
     return {"f": F[:, :-1].mean(axis=0), "stl": [float(v) for v in F[:, -1]], "groups": groups,
-            "components": variance_components(groups),
+            "components": variance_components(groups), "crossed": crossed_reliability(F[:, :-1].T),
             "config": {"dim": gcfg.dim, "ridge": gcfg.ridge, "seeds": max(2, settings.gradient_seeds),
                        "base": base.to_dict()}}
 
@@ -335,10 +335,18 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
                  noise_groups: dict[tuple, list[float]], settings: EstimateSettings, constraints: dict | None = None,
                  *, train_config: dict | None = None, test_metric: str = "loss", higher_is_better: bool = False,
                  trained: int = 0, t0: float | None = None, estimator: str = "retrain",
-                 choice: dict | None = None, stopped: str = "fixed", f_replicates: int = 1) -> Estimate:
+                 choice: dict | None = None, stopped: str = "fixed", f_replicates: int = 1,
+                 crossed: bool = False) -> Estimate:
     """The surrogate, its diagnostics, reliability, bootstrap and warnings from measured f values
     (whoever measured them): ``subsets`` are tuples of positions in ``sources`` with ``f`` their loss,
-    ``stl_f`` the target alone, ``noise_groups`` repeated measurements of one subset (seed noise)."""
+    ``stl_f`` the target alone, ``noise_groups`` repeated measurements of one subset (seed noise).
+
+    Two reliabilities: ``reliability``, of one measurement (one trained network: how far the subset moves
+    f against how far the seed does), which decides whether the runs separate the sources; and
+    ``reliability_of_f``, of the f the surrogate is fitted to, the mean of ``f_replicates`` measurements
+    (Spearman-Brown; with ``crossed``, every subset was measured by the same ``f_replicates`` measurers in
+    the same order, e.g. the gradient estimate's base networks, whose offsets cancel between subsets:
+    :func:`planner.reliability.crossed_reliability`), which bounds how well the surrogate can rank."""
     from planner.selection import evidence
 
     t0 = time.perf_counter() if t0 is None else t0
@@ -350,10 +358,17 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
     comps = variance_components({s: v for s, v in noise_groups.items() if s})
     noise = comps.seed_var
     # f of each subset is the mean of `f_replicates` measurements (gradient: one per base network)
-    rel_f = comps.reliability_of_mean(f_replicates) if f_replicates > 1 else comps.reliability
-    # its 90% interval (Spearman-Brown is increasing, so the ends carry over)
-    rel_f_interval = tuple(spearman_brown(v, f_replicates) if math.isfinite(v) else math.nan
-                           for v in comps.reliability_interval(0.9))
+    full = [v for s, v in noise_groups.items() if s and len(v) == f_replicates]
+    if crossed and f_replicates > 1 and len(full) >= 2:
+        rel_f, *ends = crossed_reliability(np.asarray(full))
+        rel_f_interval = tuple(ends)
+    else:
+        rel_f = comps.reliability_of_mean(f_replicates) if f_replicates > 1 else comps.reliability
+        # its 90% interval (Spearman-Brown is increasing, so the ends carry over)
+        rel_f_interval = tuple(spearman_brown(v, f_replicates) if math.isfinite(v) else math.nan
+                               for v in comps.reliability_interval(0.9))
+    # the best held-out Spearman a surrogate fitted to f can reach against f itself
+    ceiling = spearman_of_pearson(rel_f) if math.isfinite(rel_f) else math.nan
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
     stl_y = np.asarray(stl_f, dtype=float)
@@ -393,7 +408,8 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         "reliability": finite_or_null(comps.reliability),
         "reliability_of_f": finite_or_null(rel_f),
         "reliability_of_f_interval": [finite_or_null(v) for v in rel_f_interval],
-        "spearman_ceiling": finite_or_null(comps.heldout_spearman_ceiling),
+        "spearman_ceiling": finite_or_null(ceiling),
+        "reliability_interval": [finite_or_null(v) for v in comps.reliability_interval(0.9)],
         "replicates": {"subsets": comps.n_subsets, "runs": comps.n_runs},
     }
 
@@ -411,10 +427,11 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
     uncertain = [t for t in sources if interval[t] is None or interval[t][0] < 0.0 < interval[t][1]]
     sample_counts = {t: int(c) for t, c in zip(sources, counts)}
     warns = evidence.warnings_for(
-        reliability=rel_f, spearman_ceiling=comps.heldout_spearman_ceiling,
+        reliability=comps.reliability, spearman_ceiling=ceiling,
         cv_spearman=cv.spearman_mean, cv_spearman_sd=cv.spearman_sd, sample_counts=sample_counts,
         uncertain=uncertain, n_sources=k, surrogate_kind=kind_name, fixed_size=len(set(sizes)) == 1,
-        estimator=estimator, reliability_interval=rel_f_interval)
+        estimator=estimator, reliability_interval=comps.reliability_interval(0.9),
+        reliability_of_f=rel_f, f_replicates=f_replicates)
     return Estimate(
         target=target, sources=sources, settings=settings, train_config=train_config or {}, subsets=subsets, f=f,
         stl_f=list(stl_f), baseline=baseline, noise_floor=noise, held=np.ones(len(subsets), dtype=bool), model=model,
@@ -422,7 +439,7 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         pred_held=cv.oof, test_metric=test_metric, higher_is_better=higher_is_better,
         seconds=time.perf_counter() - t0, trained=trained, boot_thetas=boot, estimator=estimator,
         reliability=comps.to_dict(), estimator_choice=dict(choice or {}), warnings=warns,
-        separable=evidence.separable(rel_f, cv.spearman_mean), stopped=stopped,
+        separable=evidence.separable(comps.reliability, cv.spearman_mean), stopped=stopped,
         sample_counts=sample_counts,
     )
 

@@ -2,8 +2,12 @@
 plain-word warnings every report carries.
 
 * ``reliability`` (:func:`planner.reliability.variance_components`): the share of the variance of a
-  single measurement of f(S) across subsets that is not seed noise, from replicate runs; it caps how
-  well any surrogate can rank unseen subsets (its Spearman ceiling).
+  single measurement of f(S) across subsets (one trained network, one seed) that is not seed noise, from
+  replicate runs. Below :data:`MIN_RELIABILITY` the subset moves a network's f less than its seed does:
+  the runs cannot separate the sources, whatever a mean over many networks ranks repeatably.
+* ``reliability of f``: the same share for the f the surrogate is fitted to (a mean of several
+  measurements for the gradient estimate and for runs files); it caps how well any surrogate can rank
+  unseen subsets (its Spearman ceiling).
 * Held-out figures come from repeated K-fold cross-validation over every sampled subset (the
   single-task runs stay in every training fold, anchoring the intercept), not from one small split.
 * :func:`warnings_for` lists every reason not to trust a plan; :func:`separable` says whether the
@@ -71,7 +75,8 @@ def cross_validate(masks: np.ndarray, f: np.ndarray, anchor_X: np.ndarray, ancho
 
 
 def separable(reliability: float, cv_spearman: float) -> bool:
-    """Can the runs tell sources apart? Reliability and held-out Spearman both clear their bars."""
+    """Can the runs tell sources apart? The reliability of one measurement (the subset moves f at least
+    as far as the seed does) and the held-out Spearman both clear their bars."""
     ok_rel = not math.isfinite(reliability) or reliability >= MIN_RELIABILITY
     return ok_rel and math.isfinite(cv_spearman) and cv_spearman >= MIN_SPEARMAN
 
@@ -83,19 +88,27 @@ def _pct(x: float) -> str:
 def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: float, cv_spearman_sd: float,
                  sample_counts: dict[str, int], uncertain: Sequence[str], n_sources: int, surrogate_kind: str,
                  fixed_size: bool, estimator: str,
-                 reliability_interval: tuple[float, float] = (math.nan, math.nan)) -> list[str]:
-    """Plain sentences, one per reason not to trust the estimate (the plan adds its own)."""
+                 reliability_interval: tuple[float, float] = (math.nan, math.nan),
+                 reliability_of_f: float = math.nan, f_replicates: int = 1) -> list[str]:
+    """Plain sentences, one per reason not to trust the estimate (the plan adds its own).
+    ``reliability`` and its interval are of one measurement (one network); ``reliability_of_f`` of the
+    mean of ``f_replicates`` measurements the surrogate is fitted to (nan or equal when it is one)."""
     out: list[str] = []
     low = reliability_interval[0]
+    unit = "one trained network's" if estimator in ("retrain", "runs") else "one base network's"
     if math.isfinite(reliability) and reliability >= MIN_RELIABILITY and math.isfinite(low) and low < MIN_RELIABILITY:
         out.append(
             f"reliability {reliability:.2f} is uncertain: its 90% interval reaches down to {low:.2f} (from few "
             "replicate runs), so whether these runs separate the sources is not settled")
     if math.isfinite(reliability) and reliability < MIN_RELIABILITY:
+        mean_note = ""
+        if f_replicates > 1 and math.isfinite(reliability_of_f) and reliability_of_f >= MIN_RELIABILITY:
+            mean_note = (f"; the mean of {f_replicates} measurements ranks subsets repeatably (reliability of f "
+                         f"{reliability_of_f:.2f}), but the differences it ranks are smaller than a seed's")
         out.append(
-            f"low reliability: only {_pct(reliability)} of the variation of f(S) across subsets is more than "
-            f"{'seed' if estimator == 'retrain' else 'estimator'} noise (the rest would change with another seed), "
-            f"so no surrogate can rank subsets well (Spearman ceiling {spearman_ceiling:.2f})")
+            f"low reliability: only {_pct(reliability)} of the variation of {unit} f(S) across subsets comes from "
+            f"the subset, the rest from its seed{mean_note}, so these runs cannot separate the sources (Spearman "
+            f"ceiling of the surrogate {spearman_ceiling:.2f})")
     elif not math.isfinite(reliability):
         out.append("reliability unknown: no subset was measured twice, so seed noise cannot be told from real "
                    "differences")

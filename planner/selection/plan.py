@@ -177,7 +177,18 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
                 warnings.append(f"the program's set ({len(program_set)} sources) is not the plan: {decision} "
                                 f"(validation loss {val['program']:.4g} against {val[chosen]:.4g})")
     else:
+        # The runs cannot rank the sources, but whether sources help at all needs no ranking: the target
+        # alone still replaces pooling when it is clearly better on validation.
         chosen = "all allowed"
+        if "none" in candidates and val["none"] < val[chosen] and _clearly_better(
+                val_arm["none"], val_arm[chosen], _rows(rows_arm["none"], "val"), _rows(rows_arm[chosen], "val")):
+            chosen = "none"
+            plan_set, decision = [], ("none: the runs cannot separate the sources, and the target alone beat "
+                                      "pooling on validation by a clear margin")
+            warnings = [w for w in warnings if w != evidence.POOLING_RECOMMENDATION]
+            warnings.append(f"the runs cannot separate the sources, and the target alone beat pooling on validation "
+                            f"(loss {val['none']:.4g} against {val['all allowed']:.4g}), so the plan trains the "
+                            "target alone; the scores below are not findings")
     per_arm["plan"], val_arm["plan"], loss_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen]), list(loss_arm[chosen])
     rows_arm["plan"] = rows_arm[chosen]
     test_noise = _test_noise(rows_arm, per_arm, metric, est.higher_is_better)

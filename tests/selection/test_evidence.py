@@ -256,3 +256,72 @@ def test_test_noise_pairs_rows_and_maps_squared_errors_to_rmse():
     assert out["metric"]["stl"] == pytest.approx(paired_se(err["plan"], err["stl"]))
     rows["stl"][1] = None  # a final model stored before per-row losses were kept
     assert _test_noise(rows, rmse, "rmse", False) is None
+
+
+def _fit_crossed(effect, noise, offset, seed=0, k=8, n=56):
+    """Every subset measured by the same 4 measurers (as the gradient estimate's base networks): f is
+    their mean; ``effect`` the spread of the sources' true scores, ``offset`` each measurer's own shift."""
+    rng = np.random.default_rng(seed)
+    subsets = design(k, 3, n, seed=seed)
+    theta = np.linspace(-effect, effect, k)
+    shift = rng.normal(0, offset, 4)
+    runs = np.array([[0.5 + theta[list(s)].sum() + shift[r] + rng.normal(0, noise) for r in range(4)]
+                     for s in subsets])
+    stl = list(0.5 + shift + rng.normal(0, noise, 4))
+    groups = {tuple(s): list(runs[i]) for i, s in enumerate(subsets)}
+    return fit_estimate("T", [f"s{i}" for i in range(k)], subsets, runs.mean(axis=1), stl, groups,
+                        EstimateSettings(n_boot=0, seed=seed, surrogate="linear"), estimator="gradient",
+                        f_replicates=4, crossed=True)
+
+
+def test_subset_effects_smaller_than_a_networks_seed_are_not_separable_however_repeatable_their_mean():
+    """The measurers' offsets cancel between subsets, so the 4-measurer mean ranks subsets repeatably
+    (reliability of f high), but the subsets move one measurement less than the measurer does: not
+    separable, and the warning says both."""
+    est = _fit_crossed(effect=0.01, noise=0.004, offset=0.05)
+    d = est.diagnostics
+    assert d["reliability_of_f"] > 0.8 and d["reliability"] < 0.5
+    assert not est.separable
+    low = [w for w in est.warnings if w.startswith("low reliability")]
+    assert len(low) == 1 and "ranks subsets repeatably" in low[0] and "one base network's" in low[0]
+
+
+def test_subset_effects_larger_than_a_networks_seed_are_separable():
+    est = _fit_crossed(effect=0.05, noise=0.004, offset=0.005)
+    assert est.diagnostics["reliability"] > 0.5 and est.diagnostics["reliability_of_f"] > 0.9
+    assert est.separable and not any(w.startswith("low reliability") for w in est.warnings)
+    assert sorted(est.scores, key=est.scores.get) == [f"s{i}" for i in range(8)]
+
+
+def _inverted_sources(k=6, n=200, p=4, seed=0):
+    """Sources that are all the target's rule with every label inverted: interchangeable (no subset of
+    a fixed size differs from another but by noise), and every one harmful through a shared head."""
+    from planner_models.data import TaskData, split_rows
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(p)
+    task = np.repeat(np.arange(k + 1), n)
+    X = rng.standard_normal((len(task), p))
+    y = (X @ w + 0.3 * rng.standard_normal(len(task)) > 0).astype(np.int64)
+    y[task > 0] = 1 - y[task > 0]
+    return TaskData(X=X.astype(np.float32), y=y, task=task, split=split_rows(task, k + 1, seed, 0.2, 0.2),
+                    task_names=["target"] + [f"s{i}" for i in range(k)], feature_names=[f"x{j}" for j in range(p)],
+                    n_classes=2, class_names=["0", "1"], source="test")
+
+
+@pytest.mark.parametrize("estimator", ["auto", "retrain"])
+def test_runs_that_cannot_separate_sources_still_drop_them_all_when_the_target_alone_is_clearly_better(estimator):
+    """Not separable is not "pool regardless": whether sources help at all needs no ranking, and here
+    pooling is far worse than the target alone (the models measure it, on test too)."""
+    from planner.selection.evidence import POOLING_RECOMMENDATION
+    from planner.selection.plan import PlanSettings, run_plan
+    from planner_models.train import TrainConfig
+
+    report, est, _ = run_plan(_inverted_sources(), "target", EstimateSettings(n_boot=20, estimator=estimator),
+                              TrainConfig(heads="shared", epochs=20), PlanSettings())
+    assert not est.separable and any(w.startswith("low reliability") for w in est.warnings)
+    assert report["selected"] == [] and report["decision"].startswith("none: the runs cannot separate")
+    assert POOLING_RECOMMENDATION not in report["warnings"]
+    assert any("the target alone beat pooling on validation" in w for w in report["warnings"])
+    assert report["test_loss"]["plan"] < report["test_loss"]["pooled"]
+    assert "loses" not in report["verdict"]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from planner.reliability import (
+    crossed_reliability,
     rankdata,
     repeated_kfold,
     spearman,
@@ -129,3 +130,31 @@ def test_reliability_interval_edges():
     assert comp.reliability == 1.0 and comp.reliability_interval() == (1.0, 1.0)
     comp = variance_components({0: [1.0], 1: [2.0]})                # no replicates: no interval
     assert all(math.isnan(v) for v in comp.reliability_interval())
+
+
+@pytest.mark.parametrize("rel, m, k", [(0.5, 40, 4), (0.9, 40, 4), (0.3, 20, 2)])
+def test_crossed_reliability_covers_the_truth_and_ignores_measurers_offsets(rel, m, k):
+    """Oracle: every subset measured by the same k measurers, each with its own large offset (as the
+    gradient estimate's base networks); the reliability of the k-measurer mean is known. The 90% interval
+    must hold it in about 90% of 600 draws; the one-way figure, which counts the offsets as noise, reads
+    far lower."""
+    rng = np.random.default_rng([int(rel * 100), m, k])
+    noise_var = k * (1 - rel) / rel          # subset variance 1: rel = 1 / (1 + noise_var / k)
+    hits, points, one_way = 0, [], []
+    for _ in range(600):
+        x = rng.normal(0, 1, (m, 1)) + rng.normal(0, 3.0, (1, k)) + rng.normal(0, math.sqrt(noise_var), (m, k))
+        r, lo, hi = crossed_reliability(x)
+        assert lo <= r + 1e-12 and r <= hi + 1e-12
+        hits += lo <= rel <= hi
+        points.append(r)
+        one_way.append(variance_components({i: list(v) for i, v in enumerate(x)}).reliability_of_mean(k))
+    assert 0.85 <= hits / 600 <= 0.95
+    assert abs(float(np.median(points)) - rel) < 0.06
+    assert float(np.median(one_way)) < rel - 0.2
+
+
+def test_crossed_reliability_edges():
+    assert crossed_reliability(np.tile([[1.0], [2.0], [3.0]], (1, 3))) == (1.0, 1.0, 1.0)   # measurers agree
+    assert crossed_reliability(np.tile([[1.0, 2.0, 3.0]], (4, 1))) == (0.0, 0.0, 0.0)       # offsets only
+    assert all(math.isnan(v) for v in crossed_reliability(np.ones((1, 3))))
+    assert all(math.isnan(v) for v in crossed_reliability(np.ones((5, 1))))
