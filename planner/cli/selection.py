@@ -31,10 +31,10 @@ from planner.cli.output import Progress, wall_seconds
 from planner import __version__
 
 
-def interval_text(interval) -> str:
-    from planner.selection.evidence import interval_text as text  # loaded when needed: --help stays fast
+def reliability_text(d) -> str:
+    from planner.selection.evidence import reliability_text as text  # loaded when needed: --help stays fast
 
-    return text(interval)
+    return text(d)
 
 
 def _settings(seed, alpha, subsets, repeats, surrogate, n_boot, executor, models_per_batch=128, estimator="auto",
@@ -96,7 +96,7 @@ def estimate(data_source, task_column, label_column, regression, seed, runs_file
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets ({est.trained} trained now), "
-               f"{est.estimator} estimate, reliability {fmt(d.get('reliability_of_f'))}{interval_text(d.get('reliability_of_f_interval'))}, surrogate {d['surrogate']}, "
+               f"{est.estimator} estimate, {reliability_text(d)}, surrogate {d['surrogate']}, "
                f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
     show_warnings(est.warnings)
 
@@ -209,7 +209,7 @@ def _estimate_from_runs(runs_file, target, settings, out) -> None:
     write_instance(out, instance)
     d = est.diagnostics
     click.echo(f"wrote {out}: {len(est.sources)} sources, {d['n_subsets']} subsets from {runs_file}, "
-               f"reliability {fmt(d.get('reliability_of_f'))}{interval_text(d.get('reliability_of_f_interval'))}, surrogate {d['surrogate']}, "
+               f"{reliability_text(d)}, surrogate {d['surrogate']}, "
                f"cross-validated Spearman {fmt(d['spearman'])}, F1 {fmt(d['f1_transfer'])}")
     show_warnings(est.warnings)
 

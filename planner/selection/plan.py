@@ -221,6 +221,7 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
             "estimator": est.estimator,
             "reliability": _num(diag.get("reliability")),
             "reliability_of_f": _num(diag.get("reliability_of_f")),
+            "reliability_interval": diag.get("reliability_interval"),
             "reliability_of_f_interval": diag.get("reliability_of_f_interval"),
             "spearman_ceiling": _num(diag.get("spearman_ceiling")),
             "spearman_sd": _num(diag.get("spearman_sd")),
@@ -467,8 +468,7 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     cv = s.get("cv") or {}
     rows.append(
         f"surrogate ({s['kind']}, {s.get('estimator', 'retrain')} estimate, {s['n_subsets']} subsets, stopped: "
-        f"{s.get('stopped', 'fixed')}): reliability {_f(s.get('reliability'))} (of f: {_f(s.get('reliability_of_f'))}"
-        f"{evidence.interval_text(s.get('reliability_of_f_interval'))}) (Spearman ceiling "
+        f"{s.get('stopped', 'fixed')}): {evidence.reliability_text(s)} (Spearman ceiling "
         f"{_f(s.get('spearman_ceiling'))}); {cv.get('repeats', 1)}x{cv.get('folds', '-')}-fold Spearman "
         f"{_f(s['spearman'])} +- {_f(s.get('spearman_sd'))}, transfer F1 {_f(s['f1_transfer'])}, "
         f"MSE {_f(s['mse'], 3)} vs seed noise {_f(s['noise_floor'], 3)}"

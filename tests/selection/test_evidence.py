@@ -325,3 +325,13 @@ def test_runs_that_cannot_separate_sources_still_drop_them_all_when_the_target_a
     assert any("the target alone beat pooling on validation" in w for w in report["warnings"])
     assert report["test_loss"]["plan"] < report["test_loss"]["pooled"]
     assert "loses" not in report["verdict"]
+
+
+def test_reliability_text_names_one_measurement_first_and_the_mean_where_it_differs():
+    from planner.selection.evidence import reliability_text
+
+    assert reliability_text({"reliability": 0.27, "reliability_interval": [0.15, 0.41], "reliability_of_f": 0.99}) == \
+        "reliability 0.27 (90% 0.15-0.41; of f 0.99)"
+    assert reliability_text({"reliability": 0.6, "reliability_interval": [None, None], "reliability_of_f": 0.6}) == \
+        "reliability 0.60"
+    assert reliability_text({"reliability": None, "reliability_of_f": None}) == "reliability n/a"
