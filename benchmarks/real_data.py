@@ -86,9 +86,10 @@ def main() -> None:
                        "f1": report["surrogate"]["f1_transfer"], "mse": report["surrogate"]["mse"],
                        "noise_floor": report["surrogate"]["noise_floor"], "n_selected": len(report["selected"]),
                        "n_threshold": len(report["threshold"]["selected"]), "n_uncertain": len(report["uncertain"]),
-                       "estimator": est.estimator, "reliability": report["surrogate"].get("reliability_of_f"),
+                       "estimator": est.estimator, "reliability": report["surrogate"].get("reliability"),
+                       "reliability_of_f": report["surrogate"].get("reliability_of_f"),
                        "decision": report["decision"], "n_warnings": len(report["warnings"]), "verdict": report["verdict"],
-                       "reliability_interval": report["surrogate"].get("reliability_of_f_interval"),
+                       "reliability_interval": report["surrogate"].get("reliability_interval"),
                        **{f"test_{k}": v for k, v in report["test"].items()},
                        **{f"loss_{k}": v for k, v in report.get("test_loss", {}).items()}}
                 rows.append(row)
@@ -103,7 +104,7 @@ def main() -> None:
             return "n/a"
         return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
-    print("\n| data | target | k | subsets | estimator | reliability | Spearman | F1 | plan | Algorithm 1 | single-task | pooled | selected (plan / Alg. 1) | uncertain | seconds |")
+    print("\n| data | target | k | subsets | estimator | reliability: one network / of f | Spearman | F1 | plan | Algorithm 1 | single-task | pooled | selected (plan / Alg. 1) | uncertain | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, _s, _t, _l, targets, _n in studies:
         for target in targets:
@@ -111,7 +112,7 @@ def main() -> None:
             if not rs:
                 continue
             print(f"| {name} | {target} | {rs[0]['k']} | {rs[0]['n_subsets']} | {'/'.join(sorted({r['estimator'] for r in rs}))} | "
-                  f"{ms(r['reliability'] for r in rs)} | {ms(r['spearman'] for r in rs)} | {ms(r['f1'] for r in rs)} | "
+                  f"{ms(r['reliability'] for r in rs)} / {ms(r['reliability_of_f'] for r in rs)} | {ms(r['spearman'] for r in rs)} | {ms(r['f1'] for r in rs)} | "
                   f"{ms(r['test_plan'] for r in rs)} | {ms(r['test_threshold'] for r in rs)} | {ms(r['test_stl'] for r in rs)} | "
                   f"{ms(r['test_pooled'] for r in rs)} | {np.mean([r['n_selected'] for r in rs]):.1f} / {np.mean([r['n_threshold'] for r in rs]):.1f} | "
                   f"{np.mean([r['n_uncertain'] for r in rs]):.1f} | {np.mean([r['seconds'] for r in rs]):.0f} |")

@@ -82,7 +82,9 @@ def separable(reliability: float, cv_spearman: float) -> bool:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+    """A share in percent; one decimal where whole percents would round onto the 50% bar."""
+    text = f"{100 * x:.0f}%"
+    return f"{100 * x:.1f}%" if text == "50%" and x != 0.5 else text
 
 
 def warnings_for(*, reliability: float, spearman_ceiling: float, cv_spearman: float, cv_spearman_sd: float,

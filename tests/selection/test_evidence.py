@@ -335,3 +335,6 @@ def test_reliability_text_names_one_measurement_first_and_the_mean_where_it_diff
     assert reliability_text({"reliability": 0.6, "reliability_interval": [None, None], "reliability_of_f": 0.6}) == \
         "reliability 0.60"
     assert reliability_text({"reliability": None, "reliability_of_f": None}) == "reliability n/a"
+    from planner.selection.evidence import _pct
+
+    assert (_pct(0.4988), _pct(0.5), _pct(0.27)) == ("49.9%", "50%", "27%")   # no "only 50%" under the bar
