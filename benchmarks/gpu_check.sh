@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared device check (a lent GPU machine; its python3 has torch, numpy and pytest, no solvers):
-# the trainer's tests (CUDA ones included), the throughput benchmark on 2 pinned CPU cores (the
+# the trainer's tests (CUDA ones included: per-row losses and shared heads too), the throughput benchmark on 2 pinned CPU cores (the
 # benchmark's setting) with 1,024 models on the GPU, user modules batched with torch.func on the GPU,
 # and the estimate pipeline on CUDA against the CPU.
 #     bash benchmarks/gpu_check.sh            (writes logs under $OUT when set)
@@ -14,7 +14,8 @@ echo "== machine"; nproc; (gcc --version || cc --version) 2>&1 | head -1; nvidia
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 echo "== tests"
 python3 -m pytest -q -p no:cacheprovider tests/training/test_models_train.py tests/training/test_models_native.py \
-    tests/training/test_user_model.py tests/training/test_gradient.py 2>&1 | tail -4
+    tests/training/test_user_model.py tests/training/test_gradient.py tests/training/test_row_losses.py 2>&1 | tail -4
+python3 -m pytest -q -p no:cacheprovider tests/training/test_heads.py -k "not cli" 2>&1 | tail -2
 echo "== throughput, 2 pinned cores, 1 thread, GPU 1,024 models"
 taskset -c 0,1 python3 benchmarks/train_throughput.py --threads 1 --torch-path --gpu-models 1024 2>&1 | tee "$OUT/throughput.txt" | tail -9
 echo "== user modules: batched torch.func against the loop, on the GPU"

@@ -1,6 +1,7 @@
 """Every trainer returns the target's loss on each of its validation and test rows (``SubsetResult.rows``),
 and those rows average to the figures it reports: f, the test loss and (classification) the accuracy.
 The plan pairs final models on these rows to count the rows' own noise."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,19 @@ def test_user_model_rows(mode):
     cfg = TrainConfig(lr=1e-2, epochs=3, batch_size=32, patience=2)
     res = train_subsets_user(data, 0, SUBSETS, cfg, SEEDS, load_user_model(RESIDUAL), mode=mode)
     _check(res, data, 0, True)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("heads", ["task", "shared"])
+def test_cuda_rows_match_the_cpu(heads):
+    """On a GPU the batched PyTorch path gives the same per-row losses as on the CPU (float32 sums in
+    another order: a small tolerance)."""
+    data = synthetic_classification(k=4, p=4, n_per_task=[120, 90, 150, 60, 120], seed=5)
+    cfg = TrainConfig(hidden=(8, 8), heads=heads, epochs=3, batch_size=32, patience=2)
+    cpu = train_subsets(data, 0, SUBSETS, cfg, SEEDS)
+    gpu = train_subsets(data, 0, SUBSETS, dataclasses.replace(cfg, device="cuda"), SEEDS)
+    _check(gpu, data, 0, True)
+    for a, b in zip(cpu, gpu):
+        assert b.device.startswith("cuda")
+        np.testing.assert_allclose(a.rows["val"], b.rows["val"], atol=2e-3)
+        np.testing.assert_allclose(a.rows["test"], b.rows["test"], atol=2e-3)
