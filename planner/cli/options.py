@@ -284,8 +284,9 @@ def estimate_options(fn):
         click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=200, show_default=True, help="Bootstrap refits for intervals."),
         click.option("--estimator", type=click.Choice(["auto", "retrain", "gradient"]), default="auto", show_default=True,
                      help="How f(S) is measured: retrain one model per subset, the gradient estimate (one network on "
-                          "all tasks, a linearised fit per subset), or auto: both on the replicate design, the one "
-                          "whose single network is more reliable kept (the report says which and why)."),
+                          "all tasks, a linearised fit per subset), or auto: both on the replicate design, the gradient "
+                          "estimate kept when one of its networks separates subsets and its f is the more reliable "
+                          "(the report says which and why)."),
         click.option("--time-budget", type=click.FloatRange(min=0), default=None, metavar="S",
                      help="Retraining without --subsets adds subsets in rounds until the selected set is stable; "
                           "stop adding after S seconds."),

@@ -8,8 +8,9 @@ adaptivity-limits paper asks for):
    design of ``replicate_subsets`` x ``replicate_seeds`` for the seed noise; adaptive rounds until the
    selected set is stable unless ``n_subsets`` is fixed; what the store holds is not trained again), or
    by the gradient estimate (:mod:`planner_models.gradient`; ``replicate_seeds`` base networks);
-   ``estimator="auto"`` measures both on the replicate design and keeps the one whose single network
-   (one retrained model, one gradient base network) is more reliable;
+   ``estimator="auto"`` measures both on the replicate design and keeps the gradient estimate when one
+   of its base networks clears the reliability bar and its f (their mean) is more reliable than
+   retraining's, retraining otherwise;
 3. fit the surrogate on every subset (the single-task rows anchor the intercept at the single-task
    loss, so theta_i reads as "adding i moves the target's loss by theta_i"); measure MSE, Spearman
    and transfer F1 by repeated K-fold cross-validation over all subsets;
@@ -33,6 +34,7 @@ from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
 from planner.store import Store
+from planner.selection.evidence import MIN_RELIABILITY
 from planner.selection.surrogate import (
     PairwiseSurrogate,
     bootstrap_scores,
@@ -237,19 +239,25 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
             agree = spearman([np.mean(rgroups[s]) for s in rep_keys], [grad["f"][i] for i in range(n_rep)])
             choice.update({"gradient_reliability": finite_or_null(gcomp.reliability), "retrain_reliability": finite_or_null(rcomp.reliability),
                            "agreement_spearman": finite_or_null(agree)})
-            # One network against one network: the subset's effect against the seed's, the figure that
-            # then decides whether the runs separate the sources. (The gradient estimate's mean of its
-            # networks is nearly always the more repeatable f, since their offsets cancel between
-            # subsets, and would win every time while telling less.)
-            g_rel = gcomp.reliability
-            choice["gradient_reliability_of_mean"] = finite_or_null(grad["crossed"][0])
-            if math.isfinite(rcomp.reliability) and rcomp.reliability > (g_rel if math.isfinite(g_rel) else -1):
+            # The gradient estimate's mean is nearly always the more repeatable f (its networks' offsets
+            # cancel between subsets), even where the subsets move one of its networks less than its seed
+            # does. So it is kept only when one of its networks clears the reliability bar, and its f is
+            # more reliable than retraining's; otherwise retraining, whose one network then decides
+            # whether the runs separate the sources.
+            g_one, g_mean = gcomp.reliability, grad["crossed"][0]
+            choice["gradient_reliability_of_mean"] = finite_or_null(g_mean)
+            r_rel = rcomp.reliability
+            if math.isfinite(g_one) and g_one < MIN_RELIABILITY:
                 chosen, grad = "retrain", None
-                choice["why"] = (f"retrain: one retrained network's reliability {rcomp.reliability:.2f} beats one "
-                                 f"gradient base network's {_fmt(g_rel)}")
+                choice["why"] = (f"retrain: one gradient base network's reliability {g_one:.2f} is below "
+                                 f"{MIN_RELIABILITY} (the subsets move it less than its seed does, though the mean of "
+                                 f"its networks reads {_fmt(g_mean)}); one retrained network's is {_fmt(r_rel)}")
+            elif math.isfinite(r_rel) and r_rel > (g_mean if math.isfinite(g_mean) else -1):
+                chosen, grad = "retrain", None
+                choice["why"] = f"retrain: its reliability {r_rel:.2f} beats the gradient estimate's {_fmt(g_mean)}"
             else:
-                choice["why"] = (f"gradient: one base network's reliability {_fmt(g_rel)} against one retrained "
-                                 f"network's {_fmt(rcomp.reliability)}; agreement on the replicate subsets {_fmt(agree)}")
+                choice["why"] = (f"gradient: reliability {_fmt(g_mean)} (one base network {_fmt(g_one)}) against "
+                                 f"retraining's {_fmt(r_rel)}; agreement on the replicate subsets {_fmt(agree)}")
     if grad is not None:
         f = grad["f"]
         return fit_estimate(

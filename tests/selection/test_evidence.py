@@ -87,11 +87,11 @@ def test_auto_measures_both_and_says_which_it_used(noise_case):
     assert choice["asked"] == "auto" and est.estimator in ("gradient", "retrain")
     assert {"gradient_reliability", "retrain_reliability", "agreement_spearman", "why"} <= set(choice)
     assert choice["why"].startswith(est.estimator)
-    # one network against one network, and the kept one's figure is the report's reliability
-    g, r = choice["gradient_reliability"], choice["retrain_reliability"]
-    assert est.estimator == ("retrain" if r > g else "gradient")
-    assert est.diagnostics["reliability"] == pytest.approx(max(g, r))
-    assert 0.0 <= choice["gradient_reliability_of_mean"] <= 1.0
+    # the gradient estimate only when one of its networks clears the bar and its mean beats retraining;
+    # the kept one's single-network figure is the report's reliability
+    g_one, g_mean, r = choice["gradient_reliability"], choice["gradient_reliability_of_mean"], choice["retrain_reliability"]
+    assert est.estimator == ("gradient" if g_one >= 0.5 and not r > g_mean else "retrain")
+    assert est.diagnostics["reliability"] == pytest.approx(g_one if est.estimator == "gradient" else r)
 
 
 def test_adaptive_retraining_stops_and_says_why(noise_case):
