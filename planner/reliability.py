@@ -19,10 +19,11 @@ From replicate runs (``subset -> [f over seeds]``, ``m`` subsets, ``N`` runs in 
 * ceilings: a single-seed f correlates with the true f at most ``pearson = sqrt(reliability)``
   (``Corr(F + e, F) = sigma_b / sqrt(sigma_b^2 + sigma_w^2)``); for Spearman, under joint normality,
   ``spearman = (6 / pi) * arcsin(sqrt(reliability) / 2)`` (Pearson's formula for the rank
-  correlation of a bivariate normal pair). A surrogate fitted to single-seed f cannot be expected to
-  rank *held-out single-seed* f better than ``reliability`` itself (two noisy copies of F correlate at
-  ``sigma_b^2 / (sigma_b^2 + sigma_w^2)``); the Spearman of that is
-  ``(6 / pi) * arcsin(reliability / 2)`` (``heldout_spearman_ceiling``);
+  correlation of a bivariate normal pair). That is also the most a surrogate can reach against
+  held-out measured f: a perfect one predicts F itself. Two noisy copies of F (one seed against another)
+  correlate at only ``sigma_b^2 / (sigma_b^2 + sigma_w^2)``, Spearman ``(6 / pi) * arcsin(reliability /
+  2)`` (``heldout_spearman_ceiling``): what predicting one run by another run of the same subset reaches;
+  a surrogate that pools many subsets can do better than that;
 * the mean of ``r`` seeds has reliability ``r R / (1 + (r - 1) R)`` (Spearman-Brown);
 * :meth:`VarianceComponents.reliability_interval`: the exact confidence interval of ICC(1) under the
   normal model (Shrout & Fleiss): with ``F0 = MSB / MSW``, ``F_L = F0 / F_{1-a/2}(df_b, df_w)`` and

@@ -380,8 +380,9 @@ def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]]
         # its 90% interval (Spearman-Brown is increasing, so the ends carry over)
         rel_f_interval = tuple(spearman_brown(v, f_replicates) if math.isfinite(v) else math.nan
                                for v in comps.reliability_interval(0.9))
-    # the best held-out Spearman a surrogate fitted to f can reach against f itself
-    ceiling = spearman_of_pearson(rel_f) if math.isfinite(rel_f) else math.nan
+    # the best held-out Spearman a surrogate can reach against the measured f: a perfect one predicts
+    # the true f, which correlates with the measured f at sqrt(reliability of f)
+    ceiling = spearman_of_pearson(math.sqrt(max(0.0, rel_f))) if math.isfinite(rel_f) else math.nan
     masks = masks_from_subsets(subsets, k)
     stl_masks = np.zeros((len(stl_f), k))
     stl_y = np.asarray(stl_f, dtype=float)

@@ -343,3 +343,31 @@ def test_reliability_text_names_one_measurement_first_and_the_mean_where_it_diff
     from planner.selection.evidence import _pct
 
     assert (_pct(0.4988), _pct(0.5), _pct(0.27)) == ("49.9%", "50%", "27%")   # no "only 50%" under the bar
+
+
+def test_spearman_ceiling_bounds_a_surrogate_that_pools_subsets():
+    """Oracle: a planted linear truth F with one noisy run per subset at a known reliability 0.3. A
+    perfect surrogate predicts F, which ranks the runs at (6/pi) asin(sqrt(0.3)/2) = 0.53; the fitted
+    surrogate's held-out Spearman stays below that, and above what one run predicts of another run of the
+    same subset ((6/pi) asin(0.3/2) = 0.29), which an earlier ceiling wrongly claimed as the most."""
+    import math
+
+    from planner.reliability import spearman_of_pearson
+
+    k, true_rel = 10, 0.3
+    held = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        subsets = design(k, 3, 120, seed=seed)
+        theta = np.linspace(-0.03, 0.03, k)
+        F = np.array([theta[list(s)].sum() for s in subsets])
+        sd = math.sqrt(F.var() * (1 / true_rel - 1))
+        f = F + rng.normal(0, sd, len(F))
+        groups = {tuple(s): [f[i], F[i] + rng.normal(0, sd)] for i, s in enumerate(subsets[:40])}
+        est = fit_estimate("T", [f"s{i}" for i in range(k)], subsets, f, list(rng.normal(0, sd, 3)), groups,
+                           EstimateSettings(n_boot=0, seed=seed, surrogate="linear"))
+        d = est.diagnostics
+        assert d["spearman_ceiling"] == pytest.approx(spearman_of_pearson(math.sqrt(d["reliability_of_f"])))
+        held.append(d["spearman"])
+    assert max(held) <= spearman_of_pearson(math.sqrt(true_rel)) + 0.03
+    assert np.mean(held) > spearman_of_pearson(true_rel) + 0.05
