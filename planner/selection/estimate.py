@@ -34,7 +34,7 @@ from planner.ridge import stack_rows
 from planner.sampling import default_alpha, default_n_subsets, design, subset_seed
 from planner.status import UsageError
 from planner.store import Store
-from planner.selection.evidence import MIN_RELIABILITY
+from planner.selection.evidence import MIN_RELIABILITY, fmt
 from planner.selection.surrogate import (
     PairwiseSurrogate,
     bootstrap_scores,
@@ -251,13 +251,13 @@ def estimate(data, target: str, settings: EstimateSettings, config, store_path: 
                 chosen, grad = "retrain", None
                 choice["why"] = (f"retrain: one gradient base network's reliability {g_one:.2f} is below "
                                  f"{MIN_RELIABILITY} (the subsets move it less than its seed does, though the mean of "
-                                 f"its networks reads {_fmt(g_mean)}); one retrained network's is {_fmt(r_rel)}")
+                                 f"its networks reads {fmt(g_mean)}); one retrained network's is {fmt(r_rel)}")
             elif math.isfinite(r_rel) and r_rel > (g_mean if math.isfinite(g_mean) else -1):
                 chosen, grad = "retrain", None
-                choice["why"] = f"retrain: its reliability {r_rel:.2f} beats the gradient estimate's {_fmt(g_mean)}"
+                choice["why"] = f"retrain: its reliability {r_rel:.2f} beats the gradient estimate's {fmt(g_mean)}"
             else:
-                choice["why"] = (f"gradient: reliability {_fmt(g_mean)} (one base network {_fmt(g_one)}) against "
-                                 f"retraining's {_fmt(r_rel)}; agreement on the replicate subsets {_fmt(agree)}")
+                choice["why"] = (f"gradient: reliability {fmt(g_mean)} (one base network {fmt(g_one)}) against "
+                                 f"retraining's {fmt(r_rel)}; agreement on the replicate subsets {fmt(agree)}")
     if grad is not None:
         f = grad["f"]
         return fit_estimate(
@@ -338,10 +338,6 @@ def _gradient_f(data, t_idx: int, src_idx: list[int], subsets: list[tuple[int, .
             "components": variance_components(groups), "crossed": crossed_reliability(F[:, :-1].T),
             "config": {"dim": gcfg.dim, "ridge": gcfg.ridge, "seeds": max(2, settings.gradient_seeds),
                        "base": base.to_dict()}}
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
 
 
 def fit_estimate(target: str, sources: list[str], subsets: list[tuple[int, ...]], f: np.ndarray, stl_f: list[float],

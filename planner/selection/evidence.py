@@ -140,13 +140,15 @@ POOLING_RECOMMENDATION = (
     "baseline that is hard to beat when sources look alike; the scores below are not findings")
 
 
+def fmt(x) -> str:
+    """A figure to two decimals; ``n/a`` for a missing or non-finite one."""
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
+
+
 def reliability_text(d: dict) -> str:
     """``reliability 0.27 (90% 0.15-0.41; of f 0.99)`` from diagnostics or a report's surrogate entry:
     one measurement's reliability, which decides whether the runs separate the sources, then that of the
     f the surrogate is fitted to where it differs."""
-    def fmt(x):
-        return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
-
     one, of_f = d.get("reliability"), d.get("reliability_of_f")
     iv = interval_text(d.get("reliability_interval"))[2:-1]
     inner = [iv] if iv else []

@@ -156,14 +156,19 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         loss_arm.setdefault(name, []).append(float(rr.test.get("loss", math.nan)))
         rows_arm.setdefault(name, []).append(rr.rows)
     val = {name: float(np.mean(v)) for name, v in val_arm.items()}
+
+    def beats(name: str, other: str) -> bool:
+        """Is arm ``name`` clearly better than ``other`` on validation (seeds and validation rows)?"""
+        return _clearly_better(val_arm[name], val_arm[other], _rows(rows_arm[name], "val"),
+                               _rows(rows_arm[other], "val"))
+
     if est.separable or not can_pool:
         # Pooling is the baseline to beat (the program's set where the constraints forbid pooling); another
         # candidate, the target alone included, replaces it only when clearly better on validation: by more
         # than POOL_MARGIN and than twice the noise of seeds and validation rows.
         default = "all allowed" if "all allowed" in candidates else "program"
         chosen = min(candidates, key=lambda name: (val[name], name != "program"))
-        if chosen != default and not _clearly_better(val_arm[chosen], val_arm[default],
-                                                     _rows(rows_arm[chosen], "val"), _rows(rows_arm[default], "val")):
+        if chosen != default and not beats(chosen, default):
             chosen = default
         plan_set = list(candidates[chosen])
         if chosen != "program":
@@ -180,15 +185,14 @@ def _run_plan(data, target, est_settings, config, plan_settings, runner: JobRunn
         # The runs cannot rank the sources, but whether sources help at all needs no ranking: the target
         # alone still replaces pooling when it is clearly better on validation.
         chosen = "all allowed"
-        if "none" in candidates and val["none"] < val[chosen] and _clearly_better(
-                val_arm["none"], val_arm[chosen], _rows(rows_arm["none"], "val"), _rows(rows_arm[chosen], "val")):
+        if "none" in candidates and beats("none", chosen):
             chosen = "none"
             plan_set, decision = [], ("none: the runs cannot separate the sources, and the target alone beat "
                                       "pooling on validation by a clear margin")
-            warnings = [w for w in warnings if w != evidence.POOLING_RECOMMENDATION]
-            warnings.append(f"the runs cannot separate the sources, and the target alone beat pooling on validation "
-                            f"(loss {val['none']:.4g} against {val['all allowed']:.4g}), so the plan trains the "
-                            "target alone; the scores below are not findings")
+            warnings[warnings.index(evidence.POOLING_RECOMMENDATION)] = (
+                f"the runs cannot separate the sources, and the target alone beat pooling on validation (loss "
+                f"{val['none']:.4g} against {val['all allowed']:.4g}), so the plan trains the target alone; the "
+                "scores below are not findings")
     per_arm["plan"], val_arm["plan"], loss_arm["plan"] = list(per_arm[chosen]), list(val_arm[chosen]), list(loss_arm[chosen])
     rows_arm["plan"] = rows_arm[chosen]
     test_noise = _test_noise(rows_arm, per_arm, metric, est.higher_is_better)
